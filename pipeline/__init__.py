@@ -1,0 +1,1 @@
+"""Pipeline assembly, configuration and the `lyricbeam` command line."""

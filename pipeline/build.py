@@ -1,0 +1,67 @@
+"""The lyricbeam pipeline as one composite transform.
+
+    discovered songs -> Read -> Clean -> ExactDedup -> AssignSplit -> Features -> Embed
+        -> ToRows -> WriteShardedParquet        (and every stage's rejects -> WriteRejects)
+"""
+from __future__ import annotations
+
+import apache_beam as beam
+
+from pipeline.config import PipelineConfig
+from schemas.records import Reject
+from transforms.clean import CleanSong
+from transforms.dedup import ExactDedup
+from transforms.embed import EmbedText
+from transforms.features import ComputeFeatures
+from transforms.rejects import REJECTS, reject_to_json_line
+from transforms.segments import ToRows
+from transforms.sources import ReadSources, SourceItem
+from transforms.split import AssignSplit
+from transforms.write import WriteShardedParquet
+
+
+class WriteRejects(beam.PTransform):
+    """Rejects -> `OUT/rejects/rejects-00000-of-00001.jsonl`, one JSON object per line."""
+
+    def __init__(self, output_dir: str):
+        super().__init__()
+        self.output_dir = output_dir.rstrip("/")
+
+    def expand(self, rejects):
+        return (rejects
+                | "ToJson" >> beam.Map(reject_to_json_line)
+                | "WriteJsonLines" >> beam.io.WriteToText(
+                    f"{self.output_dir}/rejects/rejects", file_name_suffix=".jsonl", num_shards=1,
+                    shard_name_template="-SSSSS-of-NNNNN"))
+
+
+class BuildDataset(beam.PTransform):
+    """Discovered items -> written shards (main output); all rejects written beside them."""
+
+    def __init__(self, config: PipelineConfig, output_dir: str, items: list[SourceItem],
+                 discovery_rejects: list[Reject]):
+        super().__init__()
+        self.config = config
+        self.output_dir = output_dir
+        self.items = items
+        self.discovery_rejects = discovery_rejects
+
+    def expand(self, pbegin):
+        cfg = self.config
+        items = pbegin | "Discovered" >> beam.Create(self.items, reshuffle=True)
+        read = items | "Read" >> ReadSources()
+        clean = read.songs | "Clean" >> beam.ParDo(CleanSong(cfg.audio)).with_outputs(REJECTS, main="songs")
+        unique = clean.songs | "ExactDedup" >> ExactDedup()
+        split = unique.songs | "AssignSplit" >> beam.ParDo(AssignSplit(cfg.split.fractions, cfg.split.salt))
+        featured = split | "Features" >> beam.ParDo(
+            ComputeFeatures(cfg.features, cfg.audio.sample_rate)).with_outputs(REJECTS, main="songs")
+        embedded = featured.songs | "Embed" >> beam.ParDo(EmbedText(cfg.embed)).with_outputs(REJECTS, main="songs")
+        rows = embedded.songs | "ToRows" >> beam.ParDo(ToRows(cfg.segments)).with_outputs(REJECTS, main="rows")
+        shards = rows.rows | "Write" >> WriteShardedParquet(
+            self.output_dir, cfg.audio.sample_rate, cfg.write.max_shard_bytes)
+        discovered_rejects = pbegin | "DiscoveryRejects" >> beam.Create(self.discovery_rejects)
+        rejects = ((discovered_rejects, read.rejects, clean.rejects, unique.rejects, featured.rejects,
+                    embedded.rejects, rows.rejects)
+                   | "AllRejects" >> beam.Flatten())
+        rejects | "WriteRejects" >> WriteRejects(self.output_dir)
+        return shards

@@ -1,0 +1,133 @@
+"""`lyricbeam` command line.
+
+    lyricbeam run --config configs/sample.yaml --output out/sample
+    lyricbeam run --dali-dir D --musicnet-dir M --output gs://bucket/out --runner DataflowRunner ...
+
+Flags that `run` does not know are passed to Beam as pipeline options (--runner,
+--project, --temp_location, --direct_num_workers, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "lyricbeam-numba"))
+
+LOG = logging.getLogger("lyricbeam")
+
+
+def _run_parser(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="build a dataset from DALI / MusicNet inputs")
+    run.add_argument("--config", default="", help="YAML config (see configs/)")
+    run.add_argument("--output", required=True, help="output directory (local or gs://...)")
+    run.add_argument("--dali-dir", help="DALI layout: annotations/ (+ audio/) directory")
+    run.add_argument("--dali-audio-dir", help="DALI audio directory (default <dali-dir>/audio)")
+    run.add_argument("--dali-metadata", help="DALI metadata JSON (info of every song by id)")
+    run.add_argument("--musicnet-dir", help="MusicNet layout: {train,test}_{data,labels}/ + metadata csv")
+    run.add_argument("--sample-rate", type=int, help="output sample rate (Hz)")
+    run.add_argument("--f0-tracker", help="praat_ac (default), praat_cc, yin, pyin or none")
+    run.add_argument("--max-shard-bytes", type=int, help="upper bound on one Parquet shard's size")
+    run.add_argument("--keep-output", action="store_true",
+                     help="do not clear OUT/data and OUT/rejects before writing")
+
+
+def _beam_options(beam_args: list[str]):
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+    options = PipelineOptions(beam_args)
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    if standard.runner in ("DirectRunner", "FnApiRunner"):
+        direct = options.view_as(DirectOptions)
+        if "--direct_running_mode" not in " ".join(beam_args):
+            direct.direct_running_mode = "in_memory"
+    return options
+
+
+def _clear_output(output_dir: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    for sub in ("data", "rejects"):
+        path = f"{output_dir}/{sub}"
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+
+
+def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    import apache_beam as beam
+
+    from pipeline.build import BuildDataset
+    from pipeline.config import ConfigError, load_config
+    from pipeline.report import summary_table, write_reports
+    from transforms.sources import LICENCES, discover_dali, discover_musicnet
+
+    overrides = {
+        "inputs": {"dali_dir": args.dali_dir, "dali_audio_dir": args.dali_audio_dir,
+                   "dali_metadata": args.dali_metadata, "musicnet_dir": args.musicnet_dir},
+        "audio": {"sample_rate": args.sample_rate},
+        "features": {"f0_tracker": args.f0_tracker},
+        "write": {"max_shard_bytes": args.max_shard_bytes},
+    }
+    try:
+        config = load_config(args.config, overrides)
+    except (ConfigError, OSError) as err:
+        print(f"lyricbeam: config error: {err}", file=sys.stderr)
+        return 2
+    output_dir = args.output.rstrip("/")
+    if "://" not in output_dir:
+        output_dir = os.path.abspath(output_dir)
+    started = time.perf_counter()
+    items, rejects = [], []
+    if config.inputs.dali_dir:
+        found, refused = discover_dali(config.inputs.dali_dir, config.inputs.dali_audio_dir,
+                                       config.inputs.dali_metadata)
+        items += found
+        rejects += refused
+    if config.inputs.musicnet_dir:
+        found, refused = discover_musicnet(config.inputs.musicnet_dir)
+        items += found
+        rejects += refused
+    songs_in = len(items) + len(rejects)
+    LOG.info("discovered %d songs (%d refused at discovery)", songs_in, len(rejects))
+    if not args.keep_output:
+        _clear_output(output_dir)
+    pipeline = beam.Pipeline(options=_beam_options(beam_args))
+    _ = pipeline | "BuildDataset" >> BuildDataset(config, output_dir, items, rejects)
+    result = pipeline.run()
+    result.wait_until_finish()
+    wall = time.perf_counter() - started
+    stats = write_reports(config, output_dir, songs_in, result, wall,
+                          {s: LICENCES[s] for s in sorted({i.source for i in items})})
+    print(summary_table(stats))
+    print(f"\ndataset: {output_dir}/data   rejects: {output_dir}/rejects   card: {output_dir}/README.md")
+    if not stats["accounted"]:
+        print("lyricbeam: songs out + rejected != songs in: some input was lost", file=sys.stderr)
+        return 3
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lyricbeam", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_parser(sub)
+    args, beam_args = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "run" else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apache_beam", "root", "httpx", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not args.verbose else logging.INFO)
+    if args.command == "run":
+        return cmd_run(args, beam_args)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Run configuration: a YAML file (see configs/), overridden by command-line flags.
+
+Relative input paths in a YAML file are resolved against the file's own directory, so a
+config works from any working directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import yaml
+
+from transforms.clean import CleanConfig
+from transforms.embed import EmbedConfig
+from transforms.features import F0_TRACKERS, FeatureConfig
+from transforms.segments import SegmentConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class InputConfig:
+    dali_dir: str = ""
+    dali_audio_dir: str = ""
+    dali_metadata: str = ""
+    musicnet_dir: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    salt: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteConfig:
+    max_shard_bytes: int = 256 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    pretty_name: str = "lyricbeam dataset"
+    licence: str = "other"
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    inputs: InputConfig = InputConfig()
+    audio: CleanConfig = CleanConfig()
+    features: FeatureConfig = FeatureConfig()
+    embed: EmbedConfig = EmbedConfig()
+    segments: SegmentConfig = SegmentConfig()
+    split: SplitConfig = SplitConfig()
+    write: WriteConfig = WriteConfig()
+    dataset: DatasetConfig = DatasetConfig()
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(PipelineConfig)}
+_SECTION_TYPES = {
+    "inputs": InputConfig, "audio": CleanConfig, "features": FeatureConfig, "embed": EmbedConfig,
+    "segments": SegmentConfig, "split": SplitConfig, "write": WriteConfig, "dataset": DatasetConfig,
+}
+PATH_KEYS = {("inputs", "dali_dir"), ("inputs", "dali_audio_dir"), ("inputs", "dali_metadata"),
+             ("inputs", "musicnet_dir"), ("embed", "model_path")}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _section(name: str, values: dict[str, Any], base_dir: str) -> Any:
+    cls = _SECTION_TYPES[name]
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in '{name}': {sorted(unknown)}; known: {sorted(known)}")
+    converted = {}
+    for key, value in values.items():
+        if (name, key) in PATH_KEYS and value and not _is_remote(str(value)) and not os.path.isabs(str(value)):
+            value = os.path.normpath(os.path.join(base_dir, str(value)))
+        if key == "fractions":
+            value = tuple(float(v) for v in value)
+            if len(value) != 3 or min(value) < 0 or sum(value) <= 0:
+                raise ConfigError("split.fractions must be three non-negative numbers")
+        converted[key] = value
+    return cls(**converted)
+
+
+def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = None) -> PipelineConfig:
+    """Read a YAML config (or defaults when `path` is empty) and apply `overrides`."""
+    raw: dict[str, Any] = {}
+    base_dir = os.getcwd()
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle) or {}
+        base_dir = os.path.dirname(os.path.abspath(path))
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+    unknown = set(raw) - set(_SECTION_TYPES)
+    if unknown:
+        raise ConfigError(f"unknown section(s) {sorted(unknown)}; known: {sorted(_SECTION_TYPES)}")
+    sections = {name: _section(name, dict(raw.get(name) or {}), base_dir) for name in _SECTION_TYPES}
+    for name, values in (overrides or {}).items():
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            merged = {**dataclasses.asdict(sections[name]), **values}
+            sections[name] = _section(name, merged, os.getcwd())
+    config = PipelineConfig(**sections)
+    if config.features.f0_tracker not in F0_TRACKERS:
+        raise ConfigError(f"features.f0_tracker must be one of {F0_TRACKERS}")
+    if not (config.inputs.dali_dir or config.inputs.musicnet_dir):
+        raise ConfigError("no inputs: give inputs.dali_dir and/or inputs.musicnet_dir")
+    return config
+
+
+def config_as_dict(config: PipelineConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,208 @@
+"""After a run: counts from what was actually written, `stats.json`, the dataset card, the summary.
+
+Counts of rows come from the Parquet footers and counts of rejects from the rejects file,
+not from the pipeline's own bookkeeping, so `songs_out + rejected == songs_in` is checked
+against the output itself.
+"""
+from __future__ import annotations
+
+import collections
+import json
+from typing import Any
+
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.config import PipelineConfig, config_as_dict
+from schemas.arrow import COLUMNS, CONFIGS, SCHEMA_VERSION
+
+
+def _match(pattern: str) -> list[str]:
+    try:
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    except Exception:  # noqa: BLE001 - nothing matched
+        return []
+
+
+def collect_shards(output_dir: str) -> list[dict]:
+    """Every shard under `OUT/data/<config>/`, with its rows and bytes from the footer."""
+    shards = []
+    for config in CONFIGS:
+        for path in _match(f"{output_dir}/data/{config}/*.parquet"):
+            with FileSystems.open(path) as handle:
+                meta = pq.ParquetFile(handle).metadata
+            name = path.rsplit("/", 1)[1]
+            shards.append({"config": config, "split": name.split("-", 1)[0], "path": path,
+                           "num_rows": meta.num_rows,
+                           "num_bytes": FileSystems.match([path])[0].metadata_list[0].size_in_bytes})
+    return shards
+
+
+def read_rejects(output_dir: str) -> list[dict]:
+    rejects = []
+    for path in _match(f"{output_dir}/rejects/*.jsonl"):
+        with FileSystems.open(path) as handle:
+            rejects += [json.loads(line) for line in handle.read().decode("utf-8").splitlines() if line.strip()]
+    return sorted(rejects, key=lambda r: (r["stage"], r["song_id"], r["source_path"]))
+
+
+def songs_audio_seconds(shards: list[dict]) -> tuple[float, dict[str, float]]:
+    total, per_split = 0.0, collections.Counter()
+    for shard in shards:
+        if shard["config"] != "songs" or not shard["num_rows"]:
+            continue
+        with FileSystems.open(shard["path"]) as handle:
+            durations = pq.read_table(handle, columns=["duration"]).column("duration").to_pylist()
+        total += sum(durations)
+        per_split[shard["split"]] += sum(durations)
+    return total, dict(per_split)
+
+
+def metric_counters(result: Any) -> dict[str, dict[str, int]]:
+    """Beam counters as {stage: {name: value}} (committed where the runner has them)."""
+    stages: dict[str, dict[str, int]] = collections.defaultdict(dict)
+    try:
+        counters = result.metrics().query()["counters"]
+    except Exception:  # noqa: BLE001 - some runners have no metrics
+        return {}
+    for counter in counters:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        name = counter.key.metric.name
+        stage = counter.key.metric.namespace
+        stages[stage][name] = stages[stage].get(name, 0) + int(value or 0)
+    return {k: dict(sorted(v.items())) for k, v in sorted(stages.items())}
+
+
+def reason_code(reason: str) -> str:
+    """`duplicate_of=<id>` counts as `duplicate_of`; other reasons are already codes."""
+    return reason.split("=", 1)[0]
+
+
+def build_stats(config: PipelineConfig, output_dir: str, songs_in: int, shards: list[dict],
+                rejects: list[dict], counters: dict, wall_s: float) -> dict:
+    audio_s, audio_per_split = songs_audio_seconds(shards)
+    rows = collections.Counter()
+    for shard in shards:
+        rows[(shard["config"], shard["split"])] += shard["num_rows"]
+    songs_out = sum(v for (c, _), v in rows.items() if c == "songs")
+    by_reason = collections.Counter(reason_code(r["reason"]) for r in rejects)
+    by_stage = collections.Counter(r["stage"] for r in rejects)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "songs_in": songs_in,
+        "songs_out": songs_out,
+        "rejected": len(rejects),
+        "accounted": songs_out + len(rejects) == songs_in,
+        "segments_out": sum(v for (c, _), v in rows.items() if c == "segments"),
+        "rows": {f"{c}/{s}": n for (c, s), n in sorted(rows.items())},
+        "audio_hours": audio_s / 3600.0,
+        "audio_seconds_per_split": audio_per_split,
+        "rejects_by_reason": dict(sorted(by_reason.items())),
+        "rejects_by_stage": dict(sorted(by_stage.items())),
+        "wall_seconds": wall_s,
+        "audio_seconds_per_wall_second": audio_s / wall_s if wall_s > 0 else 0.0,
+        "stages": counters,
+        "shards": [{k: v for k, v in s.items()} for s in shards],
+        "config": config_as_dict(config),
+    }
+
+
+def write_text(path: str, text: str) -> None:
+    with FileSystems.create(path) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+def dataset_card(config: PipelineConfig, stats: dict, shards: list[dict]) -> str:
+    """A Hugging Face dataset card: YAML front matter (configs, features, splits) and prose."""
+    lines = ["---", f"pretty_name: {json.dumps(config.dataset.pretty_name)}",
+             f"license: {config.dataset.licence}", "configs:"]
+    splits_of = collections.defaultdict(set)
+    for shard in shards:
+        splits_of[shard["config"]].add(shard["split"])
+    order = {"train": 0, "validation": 1, "test": 2}
+    for name in CONFIGS:
+        if not splits_of[name]:
+            continue
+        lines += [f"- config_name: {name}", "  data_files:"]
+        for split in sorted(splits_of[name], key=lambda s: order.get(s, 9)):
+            lines += [f"  - split: {split}", f"    path: data/{name}/{split}-*.parquet"]
+        if name == "segments":
+            lines.append("  default: true")
+    lines.append("dataset_info:")
+    for name in CONFIGS:
+        if not splits_of[name]:
+            continue
+        lines += [f"- config_name: {name}", "  splits:"]
+        for split in sorted(splits_of[name], key=lambda s: order.get(s, 9)):
+            n = stats["rows"].get(f"{name}/{split}", 0)
+            size = sum(s["num_bytes"] for s in shards if s["config"] == name and s["split"] == split)
+            lines += [f"  - name: {split}", f"    num_examples: {n}", f"    num_bytes: {size}"]
+    lines.append("---")
+    body = [
+        f"# {config.dataset.pretty_name}", "",
+        config.dataset.description or "Lyrics-aligned audio-text dataset built by lyricbeam.", "",
+        f"Schema version {SCHEMA_VERSION}. Songs in: {stats['songs_in']}, songs out: {stats['songs_out']}, "
+        f"rejected: {stats['rejected']}, segments: {stats['segments_out']}, "
+        f"audio: {stats['audio_hours']:.3f} h.", "",
+        "## Configs", "",
+        "- `songs`: one row per recording, with notes, words, lines, paragraphs and features.",
+        "- `segments` (default): one row per lyric line (DALI) or fixed window (MusicNet) with its "
+        "audio clip, text, word times relative to the clip, mel, f0 and embeddings.", "",
+        "Splits are assigned from a hash of the artist (composer for MusicNet): no artist crosses splits.", "",
+        "Audio is stored as FLAC bytes in the Hugging Face `Audio` struct. To read it without "
+        "torchcodec: `ds.cast_column('audio', Audio(decode=False))`, then "
+        "`soundfile.read(io.BytesIO(row['audio']['bytes']))`.", "",
+        "## Licences", "",
+    ]
+    for source, licence in sorted(stats.get("licences", {}).items()):
+        body.append(f"- `{source}`: {licence}")
+    body += ["", "## Rejects", "", "| reason | count |", "|---|---|"]
+    for reason, count in stats["rejects_by_reason"].items():
+        body.append(f"| {reason} | {count} |")
+    body += ["", "## Columns", ""]
+    for name in CONFIGS:
+        body += [f"### {name}", "", "| column | type | description |", "|---|---|---|"]
+        for column in CONFIGS[name]:
+            dtype, description = COLUMNS[column]
+            body.append(f"| `{column}` | `{dtype}` | {description} |")
+        body.append("")
+    return "\n".join(lines + body) + "\n"
+
+
+def summary_table(stats: dict) -> str:
+    """The end-of-run table printed by `lyricbeam run`."""
+    out = ["", "lyricbeam run summary", "=" * 52]
+    rows = [
+        ("songs in", f"{stats['songs_in']}"),
+        ("songs out", f"{stats['songs_out']}"),
+        ("segments out", f"{stats['segments_out']}"),
+        ("rejected", f"{stats['rejected']}"),
+        ("songs out + rejected == songs in", "yes" if stats["accounted"] else "NO"),
+        ("hours of audio out", f"{stats['audio_hours']:.4f}"),
+        ("wall time (s)", f"{stats['wall_seconds']:.1f}"),
+        ("audio-seconds per wall-second", f"{stats['audio_seconds_per_wall_second']:.2f}"),
+    ]
+    out += [f"{k:<36}{v:>16}" for k, v in rows]
+    if stats["rejects_by_reason"]:
+        out += ["", "rejects by reason"]
+        out += [f"  {k:<34}{v:>16}" for k, v in stats["rejects_by_reason"].items()]
+    if stats["stages"]:
+        out += ["", f"{'stage':<12}{'in':>8}{'out':>8}{'rejected':>10}{'x real time':>14}"]
+        for stage, counters in stats["stages"].items():
+            rejected = sum(v for k, v in counters.items() if k.startswith("rejected"))
+            busy, audio = counters.get("busy_ms", 0), counters.get("audio_ms", 0)
+            speed = f"{audio / busy:.1f}" if busy else "-"
+            out.append(f"{stage:<12}{counters.get('in', counters.get('rows', 0)):>8}"
+                       f"{counters.get('out', 0):>8}{rejected:>10}{speed:>14}")
+    return "\n".join(out)
+
+
+def write_reports(config: PipelineConfig, output_dir: str, songs_in: int, result: Any,
+                  wall_s: float, licences: dict[str, str]) -> dict:
+    shards = collect_shards(output_dir)
+    rejects = read_rejects(output_dir)
+    stats = build_stats(config, output_dir, songs_in, shards, rejects, metric_counters(result), wall_s)
+    stats["licences"] = licences
+    write_text(f"{output_dir}/stats.json", json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n")
+    write_text(f"{output_dir}/README.md", dataset_card(config, stats, shards))
+    return stats

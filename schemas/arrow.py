@@ -1,0 +1,149 @@
+"""The Parquet schemas of the `songs` and `segments` configs: one place defines each column.
+
+`SCHEMA_VERSION` is written into every shard's metadata under `lyricbeam.schema_version`;
+bump the major part on any change that breaks readers.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION_KEY = b"lyricbeam.schema_version"
+CONFIG_KEY = b"lyricbeam.config"
+
+# Hugging Face's `Audio` feature stores a struct of encoded bytes and a path.
+AUDIO = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+EVENT = pa.struct([
+    ("text", pa.string()),
+    ("text_original", pa.string()),
+    ("start", pa.float64()),
+    ("end", pa.float64()),
+    ("freq_lo", pa.float32()),
+    ("freq_hi", pa.float32()),
+    ("parent", pa.int32()),
+])
+NOTE = pa.struct([
+    ("text", pa.string()),
+    ("start", pa.float64()),
+    ("end", pa.float64()),
+    ("freq_lo", pa.float32()),
+    ("freq_hi", pa.float32()),
+])
+WORD = pa.struct([("text", pa.string()), ("start", pa.float64()), ("end", pa.float64())])
+MATRIX = pa.list_(pa.list_(pa.float32()))
+VECTOR = pa.list_(pa.float32())
+
+# name -> (type, description). Shared columns are defined once and reused below.
+COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "song_id": (pa.string(), "Source id (DALI id or MusicNet id)"),
+    "segment_id": (pa.string(), "`<song_id>/<index>`"),
+    "segment_index": (pa.int32(), "Position of the segment in its song"),
+    "source": (pa.string(), "`dali` or `musicnet`"),
+    "split": (pa.string(), "train / validation / test, assigned by artist"),
+    "title": (pa.string(), "Song or work title"),
+    "artist": (pa.string(), "Artist (DALI) or composer (MusicNet); the split key"),
+    "language": (pa.string(), "Lyrics language from the source metadata"),
+    "licence": (pa.string(), "Licence of the source annotations/audio"),
+    "source_path": (pa.string(), "Annotation or label file the row came from"),
+    "audio_path": (pa.string(), "Audio file the row came from"),
+    "audio": (AUDIO, "FLAC bytes (Hugging Face Audio struct)"),
+    "sample_rate": (pa.int32(), "Sample rate of `audio` and of the features (Hz)"),
+    "duration": (pa.float64(), "Seconds of audio in this row"),
+    "start": (pa.float64(), "Segment start in the song (s)"),
+    "end": (pa.float64(), "Segment end in the song (s)"),
+    "source_sample_rate": (pa.int32(), "Sample rate of the input file (Hz)"),
+    "source_channels": (pa.int32(), "Channels of the input file"),
+    "source_format": (pa.string(), "Container sniffed from the file's content"),
+    "pcm_sha256": (pa.string(), "SHA-256 of the decoded 16-bit PCM (exact-duplicate key)"),
+    "text": (pa.string(), "Normalised lyrics (DALI) or generated description (MusicNet)"),
+    "text_original": (pa.string(), "Text as the source gave it"),
+    "notes": (pa.list_(EVENT), "Notes: syllable text, times (s), frequency range (Hz), parent word"),
+    "words": (pa.list_(EVENT), "Words with times (s) and parent line"),
+    "lines": (pa.list_(EVENT), "Lyric lines with times (s) and parent paragraph"),
+    "paragraphs": (pa.list_(EVENT), "Paragraphs with times (s)"),
+    "segment_notes": (pa.list_(NOTE), "Notes inside the segment, times relative to its start"),
+    "segment_words": (pa.list_(WORD), "Words inside the segment, times relative to its start"),
+    "instruments": (pa.list_(pa.string()), "Instruments present (MusicNet)"),
+    "annot_fr": (pa.float64(), "DALI annot_param.fr"),
+    "annot_offset": (pa.float64(), "DALI annot_param.offset (s)"),
+    "info_json": (pa.string(), "The source's own metadata record, as JSON"),
+    "mel": (MATRIX, "Log-mel spectrogram in dB, frames x n_mels"),
+    "n_mels": (pa.int32(), "Mel bands"),
+    "mel_hop_seconds": (pa.float32(), "Hop between mel frames (s)"),
+    "f0_hz": (VECTOR, "Fundamental frequency per frame (Hz), 0 where unvoiced"),
+    "voiced": (pa.list_(pa.bool_()), "Voicing decision per f0 frame"),
+    "f0_hop_seconds": (pa.float32(), "Hop between f0 frames (s)"),
+    "tempo_bpm": (pa.float32(), "Global tempo estimate (BPM)"),
+    "beat_times": (VECTOR, "Beat times (s)"),
+    "word_embeddings": (MATRIX, "Contextual all-MiniLM-L6-v2 embedding per word (384)"),
+    "line_embeddings": (MATRIX, "all-MiniLM-L6-v2 embedding per lyric line (384)"),
+    "text_embedding": (VECTOR, "all-MiniLM-L6-v2 embedding of the row's text (384)"),
+}
+
+SONGS_COLUMNS = [
+    "song_id", "source", "split", "title", "artist", "language", "licence", "source_path",
+    "audio_path", "audio", "sample_rate", "duration", "source_sample_rate", "source_channels",
+    "source_format", "pcm_sha256", "text", "text_original", "notes", "words", "lines",
+    "paragraphs", "instruments", "annot_fr", "annot_offset", "info_json", "mel", "n_mels",
+    "mel_hop_seconds", "f0_hz", "voiced", "f0_hop_seconds", "tempo_bpm", "beat_times",
+    "word_embeddings", "line_embeddings", "text_embedding",
+]
+SEGMENTS_COLUMNS = [
+    "segment_id", "song_id", "segment_index", "source", "split", "title", "artist", "language",
+    "licence", "start", "end", "audio", "sample_rate", "duration", "text", "text_original",
+    "segment_words", "segment_notes", "instruments", "mel", "n_mels", "mel_hop_seconds", "f0_hz",
+    "voiced", "f0_hop_seconds", "word_embeddings", "text_embedding",
+]
+CONFIGS = {"songs": SONGS_COLUMNS, "segments": SEGMENTS_COLUMNS}
+
+
+def _schema(config: str, sample_rate: int | None = None) -> pa.Schema:
+    fields = [pa.field(name, COLUMNS[name][0], metadata={b"description": COLUMNS[name][1].encode()})
+              for name in CONFIGS[config]]
+    metadata = {SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode(), CONFIG_KEY: config.encode()}
+    if sample_rate:
+        metadata[b"huggingface"] = json.dumps({"info": {"features": hf_features(config, sample_rate)}}).encode()
+    return pa.schema(fields, metadata=metadata)
+
+
+def songs_schema(sample_rate: int | None = None) -> pa.Schema:
+    """Schema of the `songs` config (one row per recording)."""
+    return _schema("songs", sample_rate)
+
+
+def segments_schema(sample_rate: int | None = None) -> pa.Schema:
+    """Schema of the `segments` config (one row per lyric line or fixed window)."""
+    return _schema("segments", sample_rate)
+
+
+def schema_for(config: str, sample_rate: int | None = None) -> pa.Schema:
+    return _schema(config, sample_rate)
+
+
+def _hf_feature(dtype: pa.DataType) -> dict:
+    if pa.types.is_struct(dtype):
+        return {dtype.field(i).name: _hf_feature(dtype.field(i).type) for i in range(dtype.num_fields)}
+    if pa.types.is_list(dtype):
+        return {"feature": _hf_feature(dtype.value_type), "_type": "List"}
+    names = {pa.string(): "string", pa.binary(): "binary", pa.float64(): "float64",
+             pa.float32(): "float32", pa.int32(): "int32", pa.bool_(): "bool"}
+    return {"dtype": names[dtype], "_type": "Value"}
+
+
+@lru_cache(maxsize=None)
+def _hf_features_cached(config: str, sample_rate: int) -> str:
+    features = {}
+    for name in CONFIGS[config]:
+        if name == "audio":
+            features[name] = {"sampling_rate": sample_rate, "decode": True, "_type": "Audio"}
+        else:
+            features[name] = _hf_feature(COLUMNS[name][0])
+    return json.dumps(features)
+
+
+def hf_features(config: str, sample_rate: int) -> dict:
+    """The Hugging Face `datasets` features of a config, as its JSON dict."""
+    return json.loads(_hf_features_cached(config, sample_rate))

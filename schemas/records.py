@@ -1,0 +1,90 @@
+"""Record types that flow between the pipeline's transforms.
+
+A `Song` is created by a source reader, filled in by clean / dedup / features / embed,
+and turned into Parquet rows by the writer. A `Reject` is the one way an input leaves
+the pipeline without becoming a row.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class AnnotationEvent:
+    """One timed annotation: a note, word, line or paragraph.
+
+    `parent` is the index of the enclosing event one level up (note -> word -> line ->
+    paragraph), -1 where the source gives none.
+    """
+
+    text: str
+    start: float
+    end: float
+    freq_lo: float = 0.0
+    freq_hi: float = 0.0
+    parent: int = -1
+    text_original: str = ""
+
+
+@dataclasses.dataclass
+class Reject:
+    """An input that did not become a row, and why."""
+
+    song_id: str
+    source_path: str
+    stage: str
+    reason: str
+    detail: str = ""
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Song:
+    """One recording with its annotations, as it moves through the pipeline."""
+
+    song_id: str
+    source: str  # "dali" | "musicnet"
+    source_path: str  # the annotation / label file
+    audio_path: str = ""
+    title: str = ""
+    artist: str = ""
+    language: str = ""
+    licence: str = ""
+    info_json: str = "{}"  # the source's own metadata, verbatim as JSON
+    annot_fr: float = 0.0
+    annot_offset: float = 0.0
+    notes: list[AnnotationEvent] = dataclasses.field(default_factory=list)
+    words: list[AnnotationEvent] = dataclasses.field(default_factory=list)
+    lines: list[AnnotationEvent] = dataclasses.field(default_factory=list)
+    paragraphs: list[AnnotationEvent] = dataclasses.field(default_factory=list)
+    instruments: list[str] = dataclasses.field(default_factory=list)
+    text: str = ""  # normalised lyrics, or the MusicNet description
+    text_original: str = ""
+    # Filled by clean.
+    audio: Optional[np.ndarray] = None  # mono float32 at sample_rate
+    sample_rate: int = 0
+    duration: float = 0.0
+    source_sample_rate: int = 0
+    source_channels: int = 0
+    source_format: str = ""
+    pcm_sha256: str = ""
+    # Filled by split / features / embed.
+    split: str = ""
+    mel: Optional[np.ndarray] = None  # (frames, n_mels) float32, log power in dB
+    mel_hop_seconds: float = 0.0
+    f0_hz: Optional[np.ndarray] = None  # (frames,) 0 where unvoiced
+    voiced: Optional[np.ndarray] = None  # (frames,) bool
+    f0_hop_seconds: float = 0.0
+    tempo_bpm: float = 0.0
+    beat_times: Optional[np.ndarray] = None
+    word_embeddings: Optional[np.ndarray] = None  # (len(words), dim)
+    line_embeddings: Optional[np.ndarray] = None  # (len(lines), dim)
+    text_embedding: Optional[np.ndarray] = None  # (dim,)
+
+    def replace(self, **changes: Any) -> "Song":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,1 @@
+"""Beam transforms of the lyricbeam pipeline, one concern per module."""

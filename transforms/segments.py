@@ -1,0 +1,149 @@
+"""Rows: a finished `Song` becomes one `songs` row and its `segments` rows.
+
+DALI songs are cut at their lyric lines (with `pad_s` of context each side); MusicNet
+recordings, which have no lyrics, into fixed windows. Times inside a segment row are
+relative to the segment's start; audio is stored as FLAC in the Hugging Face Audio struct.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import numpy as np
+import soundfile as sf
+
+from schemas.records import AnnotationEvent, Song
+from transforms.rejects import RejectingDoFn
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentConfig:
+    pad_s: float = 0.25
+    window_s: float = 10.0
+    min_segment_s: float = 0.5
+
+
+def flac_bytes(y: np.ndarray, sr: int) -> bytes:
+    """Encode mono float audio as 16-bit FLAC."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def _events(events: list[AnnotationEvent]) -> list[dict]:
+    return [dataclasses.asdict(e) for e in events]
+
+
+def _matrix(x: np.ndarray | None) -> np.ndarray:
+    # Arrays stay numpy until the writer builds Arrow columns from them in one go.
+    return np.zeros((0, 0), np.float32) if x is None else np.asarray(x, dtype=np.float32)
+
+
+def _vector(x: np.ndarray | None) -> np.ndarray:
+    return np.zeros(0, np.float32) if x is None else np.asarray(x, dtype=np.float32).reshape(-1)
+
+
+def _flags(x: np.ndarray | None) -> np.ndarray:
+    return np.zeros(0, bool) if x is None else np.asarray(x, dtype=bool).reshape(-1)
+
+
+def song_row(song: Song) -> dict:
+    """The `songs` row of a finished song."""
+    return {
+        "song_id": song.song_id, "source": song.source, "split": song.split, "title": song.title,
+        "artist": song.artist, "language": song.language, "licence": song.licence,
+        "source_path": song.source_path, "audio_path": song.audio_path,
+        "audio": {"bytes": flac_bytes(song.audio, song.sample_rate), "path": f"{song.song_id}.flac"},
+        "sample_rate": song.sample_rate, "duration": song.duration,
+        "source_sample_rate": song.source_sample_rate, "source_channels": song.source_channels,
+        "source_format": song.source_format, "pcm_sha256": song.pcm_sha256, "text": song.text,
+        "text_original": song.text_original, "notes": _events(song.notes), "words": _events(song.words),
+        "lines": _events(song.lines), "paragraphs": _events(song.paragraphs),
+        "instruments": list(song.instruments), "annot_fr": song.annot_fr,
+        "annot_offset": song.annot_offset, "info_json": song.info_json, "mel": _matrix(song.mel),
+        "n_mels": int(song.mel.shape[1]) if song.mel is not None else 0,
+        "mel_hop_seconds": song.mel_hop_seconds, "f0_hz": _vector(song.f0_hz),
+        "voiced": _flags(song.voiced),
+        "f0_hop_seconds": song.f0_hop_seconds, "tempo_bpm": song.tempo_bpm,
+        "beat_times": _vector(song.beat_times), "word_embeddings": _matrix(song.word_embeddings),
+        "line_embeddings": _matrix(song.line_embeddings), "text_embedding": _vector(song.text_embedding),
+    }
+
+
+def segment_spans(song: Song, config: SegmentConfig) -> list[tuple[float, float, int]]:
+    """(start, end, line index or -1) of each segment of `song`, in seconds."""
+    if song.source == "dali" and song.lines:
+        spans = []
+        for i, line in enumerate(song.lines):
+            start = max(0.0, line.start - config.pad_s)
+            end = min(song.duration, line.end + config.pad_s)
+            if end - start >= config.min_segment_s and line.text:
+                spans.append((start, end, i))
+        return spans
+    spans, start = [], 0.0
+    while start < song.duration - 1e-9:
+        end = min(song.duration, start + config.window_s)
+        if end - start >= config.min_segment_s:
+            spans.append((start, end, -1))
+        start += config.window_s
+    return spans
+
+
+def _relative(events: list[AnnotationEvent], start: float, end: float) -> list[AnnotationEvent]:
+    return [e for e in events if e.end > start and e.start < end]
+
+
+def segment_rows(song: Song, config: SegmentConfig = SegmentConfig()) -> list[dict]:
+    """The `segments` rows of a finished song."""
+    rows = []
+    sr = song.sample_rate
+    hop = song.mel_hop_seconds or 0.01
+    for index, (start, end, line) in enumerate(segment_spans(song, config)):
+        clip = song.audio[int(round(start * sr)): int(round(end * sr))]
+        first, last = int(round(start / hop)), int(round(end / hop))
+        if line >= 0:
+            word_ids = [w for w, word in enumerate(song.words) if word.parent == line]
+            words = [song.words[w] for w in word_ids]
+            text, text_original = song.lines[line].text, song.lines[line].text_original
+            word_embeddings = (song.word_embeddings[word_ids] if song.word_embeddings is not None
+                               else np.zeros((0, 0), np.float32))
+            text_embedding = song.line_embeddings[line] if song.line_embeddings is not None else None
+        else:
+            words, text, text_original = [], song.text, song.text_original
+            word_embeddings, text_embedding = np.zeros((0, 0), np.float32), song.text_embedding
+        notes = _relative(song.notes, start, end)
+        rows.append({
+            "segment_id": f"{song.song_id}/{index:04d}", "song_id": song.song_id,
+            "segment_index": index, "source": song.source, "split": song.split, "title": song.title,
+            "artist": song.artist, "language": song.language, "licence": song.licence,
+            "start": start, "end": end,
+            "audio": {"bytes": flac_bytes(clip, sr), "path": f"{song.song_id}_{index:04d}.flac"},
+            "sample_rate": sr, "duration": len(clip) / sr, "text": text, "text_original": text_original,
+            "segment_words": [{"text": w.text, "start": w.start - start, "end": w.end - start} for w in words],
+            "segment_notes": [{"text": n.text, "start": n.start - start, "end": n.end - start,
+                               "freq_lo": n.freq_lo, "freq_hi": n.freq_hi} for n in notes],
+            "instruments": list(song.instruments),
+            "mel": _matrix(song.mel[first:last] if song.mel is not None else None),
+            "n_mels": int(song.mel.shape[1]) if song.mel is not None else 0,
+            "mel_hop_seconds": song.mel_hop_seconds,
+            "f0_hz": _vector(song.f0_hz[first:last] if song.f0_hz is not None else None),
+            "voiced": _flags(song.voiced[first:last] if song.voiced is not None else None),
+            "f0_hop_seconds": song.f0_hop_seconds,
+            "word_embeddings": _matrix(word_embeddings),
+            "text_embedding": _vector(text_embedding),
+        })
+    return rows
+
+
+class ToRows(RejectingDoFn):
+    """Song -> ("songs", row) and ("segments", row) pairs, each row tagged with its split."""
+
+    stage = "rows"
+    many = True
+
+    def __init__(self, config: SegmentConfig):
+        super().__init__()
+        self.config = config
+
+    def transform(self, song: Song) -> list[tuple[str, dict]]:
+        return [("songs", song_row(song))] + [("segments", r) for r in segment_rows(song, self.config)]

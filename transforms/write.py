@@ -1,0 +1,151 @@
+"""Write: Hugging Face-style sharded Parquet, `data/<config>/<split>-NNNNN-of-NNNNN.parquet`.
+
+Shard counts come from each (config, split)'s estimated size so no shard grows past
+`max_shard_bytes`; a row's shard is a hash of its id, and rows are sorted by id inside a
+shard, so output does not depend on bundle order. Each shard is written under a hidden
+name and renamed into place, so no partial shard is ever visible under `data/`.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Iterable
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from schemas.arrow import COLUMNS, MATRIX, VECTOR, schema_for
+
+ID_COLUMN = {"songs": "song_id", "segments": "segment_id"}
+BOOL_LIST = pa.list_(pa.bool_())
+
+
+def row_id(config: str, row: dict) -> str:
+    return f"{row['source']}:{row[ID_COLUMN[config]]}"
+
+
+def estimate_row_bytes(row: dict) -> int:
+    """Rough encoded size of a row: audio bytes plus 4 bytes per stored float."""
+    size = len(row["audio"]["bytes"]) + len(row.get("text", "")) * 2 + 512
+    for name in ("mel", "f0_hz", "word_embeddings", "line_embeddings", "text_embedding", "beat_times"):
+        value = row.get(name)
+        if value is not None:
+            size += 4 * int(np.asarray(value).size)
+    return size
+
+
+def shard_name(split: str, shard: int, count: int) -> str:
+    return f"{split}-{shard:05d}-of-{count:05d}.parquet"
+
+
+def _as_matrix(value) -> np.ndarray:
+    array = np.asarray(value, np.float32)
+    if array.size == 0:
+        return np.zeros((0, 0), np.float32)
+    return array if array.ndim == 2 else array.reshape(1, -1)
+
+
+def _list_column(arrays: list[np.ndarray], dtype: pa.DataType) -> pa.Array:
+    # Builds list<...> / list<list<...>> from numpy in one pass instead of via Python lists.
+    if dtype == MATRIX:
+        mats = [_as_matrix(a) for a in arrays]
+        rows = [m.shape[0] for m in mats]
+        widths = np.concatenate([np.full(m.shape[0], m.shape[1], np.int64) for m in mats]) if mats else np.zeros(0, np.int64)
+        inner_offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)
+        values = np.concatenate([m.reshape(-1) for m in mats]) if mats else np.zeros(0, np.float32)
+        inner = pa.ListArray.from_arrays(pa.array(inner_offsets), pa.array(values, pa.float32()))
+        outer_offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(outer_offsets), inner)
+    element = pa.float32() if dtype == VECTOR else pa.bool_()
+    numpy_type = np.float32 if dtype == VECTOR else bool
+    flat = [np.asarray(a, numpy_type).reshape(-1) for a in arrays]
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in flat])]).astype(np.int32)
+    values = np.concatenate(flat) if flat else np.zeros(0, numpy_type)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, element))
+
+
+def rows_to_table(config: str, rows: list[dict], sample_rate: int | None = None) -> pa.Table:
+    """An Arrow table of `config`'s schema from row dicts (numpy arrays allowed in list columns)."""
+    schema = schema_for(config, sample_rate)
+    columns = []
+    for field in schema:
+        values = [row[field.name] for row in rows]
+        if field.type in (MATRIX, VECTOR, BOOL_LIST):
+            columns.append(_list_column(values, field.type))
+        else:
+            columns.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def write_table(table: pa.Table, path: str, row_group_rows: int = 64) -> int:
+    """Write `table` to `path` atomically (hidden temp name, then rename); return its bytes."""
+    directory, name = path.rsplit("/", 1)
+    temp = f"{directory}/.{name}.inprogress"
+    with FileSystems.create(temp) as handle:
+        pq.write_table(table, handle, compression="zstd", row_group_size=row_group_rows)
+    size = FileSystems.match([temp])[0].metadata_list[0].size_in_bytes
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([temp], [path])
+    return size
+
+
+class _KeyByShard(beam.DoFn):
+    def __init__(self, max_shard_bytes: int):
+        self.max_shard_bytes = max_shard_bytes
+
+    def process(self, element, totals: dict):
+        config, row = element
+        count = max(1, math.ceil(totals[(config, row["split"])] / self.max_shard_bytes))
+        digest = hashlib.sha1(row_id(config, row).encode()).digest()
+        shard = int.from_bytes(digest[:8], "big") % count
+        yield (config, row["split"], shard, count), row
+
+
+def _all_shards(element, max_shard_bytes: int):
+    (config, split), total = element
+    count = max(1, math.ceil(total / max_shard_bytes))
+    for shard in range(count):
+        yield (config, split, shard, count), None
+
+
+class _WriteShard(beam.DoFn):
+    def __init__(self, output_dir: str, sample_rate: int):
+        self.output_dir = output_dir.rstrip("/")
+        self.sample_rate = sample_rate
+        self._rows = Metrics.counter("write", "rows")
+
+    def process(self, element) -> Iterable[dict]:
+        (config, split, shard, count), rows = element
+        rows = sorted((r for r in rows if r is not None), key=lambda r: row_id(config, r))
+        table = rows_to_table(config, rows, self.sample_rate)
+        path = f"{self.output_dir}/data/{config}/{shard_name(split, shard, count)}"
+        size = write_table(table, path)
+        self._rows.inc(len(rows))
+        yield {"config": config, "split": split, "shard": shard, "num_shards": count,
+               "num_rows": len(rows), "num_bytes": size, "path": path}
+
+
+class WriteShardedParquet(beam.PTransform):
+    """(config, row) pairs -> Parquet shards; outputs one record per shard written."""
+
+    def __init__(self, output_dir: str, sample_rate: int, max_shard_bytes: int = 256 * 1024**2):
+        super().__init__()
+        self.output_dir = output_dir
+        self.sample_rate = sample_rate
+        self.max_shard_bytes = max_shard_bytes
+
+    def expand(self, rows):
+        totals = (rows
+                  | "EstimateBytes" >> beam.Map(lambda kv: ((kv[0], kv[1]["split"]), estimate_row_bytes(kv[1])))
+                  | "BytesPerSplit" >> beam.CombinePerKey(sum))
+        keyed = rows | "KeyByShard" >> beam.ParDo(_KeyByShard(self.max_shard_bytes), beam.pvalue.AsDict(totals))
+        every_shard = totals | "EveryShard" >> beam.FlatMap(_all_shards, self.max_shard_bytes)
+        return ((keyed, every_shard)
+                | "WithEmptyShards" >> beam.Flatten()
+                | "GroupByShard" >> beam.GroupByKey()
+                | "WriteShard" >> beam.ParDo(_WriteShard(self.output_dir, self.sample_rate)))
