@@ -191,8 +191,9 @@ def summary_table(stats: dict) -> str:
         for stage, counters in stats["stages"].items():
             rejected = sum(v for k, v in counters.items() if k.startswith("rejected"))
             busy, audio = counters.get("busy_ms", 0), counters.get("audio_ms", 0)
-            speed = f"{audio / busy:.1f}" if busy else "-"
-            out.append(f"{stage:<12}{counters.get('in', counters.get('rows', 0)):>8}"
+            speed = f"{audio / busy:.1f}" if busy and audio else "-"
+            seen = counters.get("in", counters.get("out", 0) + rejected if stage == "dedup" else 0)
+            out.append(f"{stage:<12}{seen:>8}"
                        f"{counters.get('out', 0):>8}{rejected:>10}{speed:>14}")
     return "\n".join(out)
 

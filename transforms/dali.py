@@ -158,9 +158,19 @@ def _event(item: Any, level: str, position: int, text: str | None = None) -> Ann
     )
 
 
+def _vertical_text(item: Any, depth: int) -> str:
+    # A vertical element's text is its children: syllables join into a word, words into lines.
+    children = item.get("text") if isinstance(item, dict) else None
+    if isinstance(children, str):
+        return children
+    if not isinstance(children, list) or depth == 0:
+        return ""
+    parts = [_vertical_text(child, depth - 1) for child in children]
+    return ("" if depth == 1 else " ").join(p for p in parts if p)
+
+
 def _unroll_vertical(paragraphs: Any) -> dict[str, list]:
-    # Vertical DALI nests children in each element's `text`; flatten it, pointing
-    # each child at its parent's position, as the horizontal form does.
+    """Flatten DALI's vertical form (children nested in `text`) into the horizontal one."""
     out: dict[str, list] = {level: [] for level in LEVELS}
 
     def walk(items: Any, depth: int, parent: int) -> None:
@@ -170,15 +180,10 @@ def _unroll_vertical(paragraphs: Any) -> dict[str, list]:
         for item in items:
             if not isinstance(item, dict):
                 raise RejectError("bad_annotation", f"vertical {level} item is not an object")
-            children = item.get("text")
-            if depth == 0:
-                out[level].append({**item, "index": parent})
-                continue
             position = len(out[level])
-            joined = " ".join(c.get("text", "") for c in children if isinstance(c, dict) and isinstance(c.get("text"), str)) if isinstance(children, list) else ""
-            out[level].append({**item, "text": joined if isinstance(children, list) else children, "index": parent})
-            if isinstance(children, list):
-                walk(children, depth - 1, position)
+            out[level].append({**item, "text": _vertical_text(item, depth), "index": parent})
+            if depth > 0 and isinstance(item.get("text"), list):
+                walk(item["text"], depth - 1, position)
 
     walk(paragraphs, 3, -1)
     return out

@@ -100,15 +100,28 @@ class _KeyByShard(beam.DoFn):
 
     def process(self, element, totals: dict):
         config, row = element
-        count = max(1, math.ceil(totals[(config, row["split"])] / self.max_shard_bytes))
+        count = shard_count(totals[(config, row["split"])], self.max_shard_bytes)
         digest = hashlib.sha1(row_id(config, row).encode()).digest()
         shard = int.from_bytes(digest[:8], "big") % count
         yield (config, row["split"], shard, count), row
 
 
+def shard_count(total: tuple[int, int], max_shard_bytes: int) -> int:
+    """Shards for a split of `(bytes, rows)`: enough to bound size, never more than rows."""
+    size, rows = total
+    return max(1, min(rows, math.ceil(size / max_shard_bytes)))
+
+
+def _sum_pairs(pairs) -> tuple[int, int]:
+    size = rows = 0
+    for a, b in pairs:
+        size, rows = size + a, rows + b
+    return size, rows
+
+
 def _all_shards(element, max_shard_bytes: int):
     (config, split), total = element
-    count = max(1, math.ceil(total / max_shard_bytes))
+    count = shard_count(total, max_shard_bytes)
     for shard in range(count):
         yield (config, split, shard, count), None
 
@@ -117,7 +130,7 @@ class _WriteShard(beam.DoFn):
     def __init__(self, output_dir: str, sample_rate: int):
         self.output_dir = output_dir.rstrip("/")
         self.sample_rate = sample_rate
-        self._rows = Metrics.counter("write", "rows")
+        self._rows = Metrics.counter("write", "out")
 
     def process(self, element) -> Iterable[dict]:
         (config, split, shard, count), rows = element
@@ -141,8 +154,9 @@ class WriteShardedParquet(beam.PTransform):
 
     def expand(self, rows):
         totals = (rows
-                  | "EstimateBytes" >> beam.Map(lambda kv: ((kv[0], kv[1]["split"]), estimate_row_bytes(kv[1])))
-                  | "BytesPerSplit" >> beam.CombinePerKey(sum))
+                  | "EstimateBytes" >> beam.Map(
+                      lambda kv: ((kv[0], kv[1]["split"]), (estimate_row_bytes(kv[1]), 1)))
+                  | "BytesPerSplit" >> beam.CombinePerKey(_sum_pairs))
         keyed = rows | "KeyByShard" >> beam.ParDo(_KeyByShard(self.max_shard_bytes), beam.pvalue.AsDict(totals))
         every_shard = totals | "EveryShard" >> beam.FlatMap(_all_shards, self.max_shard_bytes)
         return ((keyed, every_shard)
