@@ -1,0 +1,124 @@
+"""A full `lyricbeam run` on the bundled sample, read back with datasets, polars, pyarrow and soundfile."""
+import io
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+
+from schemas.arrow import SCHEMA_VERSION, SCHEMA_VERSION_KEY
+
+EXPECTED_REJECTS = {
+    "bad_orphan_audio": "no_annotation",
+    "bad_evil_pickle": "unsafe_pickle",
+    "bad_truncated": "corrupt_gzip",
+    "bad_missing_audio": "missing_audio",
+    "bad_not_audio": "undecodable_audio",
+    "bad_silent": "silent_audio",
+    "bad_too_short": "too_short",
+    "bad_negative_times": "negative_times",
+    "bad_non_monotonic": "non_monotonic_times",
+    "4b196e6c99574dd49ad00d56e132712b": "times_beyond_audio",  # the real fixture: notes at 24 s, audio 1.96 s
+    "vocadito_1_reupload": "duplicate_of=vocadito_1",
+    "2999": "bad_labels",
+}
+
+
+def rejects_of(out):
+    return [json.loads(line) for f in sorted((out / "rejects").glob("*.jsonl")) for line in f.read_text().splitlines()]
+
+
+def test_every_input_is_a_row_or_a_reject(sample_run):
+    stats = json.loads((sample_run / "stats.json").read_text())
+    rejects = rejects_of(sample_run)
+    songs = pq.read_table(sample_run / "data" / "songs")
+    assert stats["songs_in"] == 15
+    assert songs.num_rows + len(rejects) == stats["songs_in"]
+    assert stats["accounted"] is True and stats["songs_out"] == songs.num_rows == 3
+    assert sorted(songs.column("song_id").to_pylist()) == ["2382", "92382", "vocadito_1"]
+
+
+def test_every_reject_reason(sample_run):
+    rejects = {r["song_id"]: r for r in rejects_of(sample_run)}
+    assert {k: v["reason"] for k, v in rejects.items()} == EXPECTED_REJECTS
+    for r in rejects.values():
+        assert r["stage"] and r["source_path"] and r["detail"]
+    stats = json.loads((sample_run / "stats.json").read_text())
+    assert stats["rejects_by_reason"]["duplicate_of"] == 1
+
+
+def test_datasets_reads_segments_and_audio_decodes_with_soundfile(sample_run):
+    import datasets
+
+    ds = datasets.load_dataset(str(sample_run), "segments")
+    assert set(ds) <= {"train", "validation", "test"}
+    total = sum(len(ds[s]) for s in ds)
+    stats = json.loads((sample_run / "stats.json").read_text())
+    assert total == stats["segments_out"] > 10
+    assert isinstance(ds[next(iter(ds))].features["audio"], datasets.Audio)
+    split = next(iter(ds))
+    raw = ds[split].cast_column("audio", datasets.Audio(decode=False))
+    row = raw[0]
+    y, sr = sf.read(io.BytesIO(row["audio"]["bytes"]))
+    assert sr == row["sample_rate"] == 16000
+    assert len(y) / sr == pytest.approx(row["duration"], abs=1e-3)
+    assert len(row["mel"]) == pytest.approx(row["duration"] / 0.01, abs=2)
+    assert len(row["mel"][0]) == 80 and len(row["text_embedding"]) == 384
+
+
+def test_polars_scans_both_configs(sample_run):
+    import polars as pl
+
+    segments = pl.scan_parquet(str(sample_run / "data/segments/*.parquet")).collect()
+    lines = segments.filter(pl.col("source") == "dali").sort("segment_id")
+    assert lines.height == 10  # one per vocadito line
+    assert lines["text"].to_list()[0] == "ako ay may lobo"
+    words = lines["segment_words"].to_list()[0]
+    assert [w["text"] for w in words] == ["ako", "ay", "may", "lobo"]
+    assert all(0 <= w["start"] <= w["end"] <= lines["duration"][0] for w in words)
+    assert all(len(e) == len(w) for e, w in zip(lines["word_embeddings"].to_list(), lines["segment_words"].to_list()))
+    music = segments.filter(pl.col("source") == "musicnet")
+    assert music.height == 6 and music["text"][0].startswith("Beethoven: String Quartet No 13")
+    songs = pl.scan_parquet(str(sample_run / "data/songs/*.parquet")).collect()
+    assert songs.height == 3 and songs["n_mels"].to_list() == [80, 80, 80]
+
+
+def test_shards_schema_version_and_split_rule(sample_run):
+    files = sorted((sample_run / "data").rglob("*.parquet"))
+    assert files and not list((sample_run / "data").rglob(".*"))
+    splits_of_artist = {}
+    for f in files:
+        meta = pq.read_schema(f).metadata
+        assert meta[SCHEMA_VERSION_KEY] == SCHEMA_VERSION.encode()
+        name = f.name
+        split, count = name.split("-")[0], int(name.split("-of-")[1].split(".")[0])
+        assert len([g for g in f.parent.glob(f"{split}-*.parquet")]) == count
+        for artist in pq.read_table(f, columns=["artist"]).column("artist").to_pylist():
+            splits_of_artist.setdefault(artist, set()).add(split)
+        assert f.stat().st_size < 3_000_000  # bounded by write.max_shard_bytes (1 MB) + one row
+    assert all(len(s) == 1 for s in splits_of_artist.values())
+
+
+def test_dataset_card_and_stats(sample_run):
+    card = (sample_run / "README.md").read_text()
+    assert card.startswith("---\n") and "config_name: segments" in card and "config_name: songs" in card
+    assert "MusicNet CC BY 4.0" in card and "CC BY-NC-SA 4.0" in card
+    stats = json.loads((sample_run / "stats.json").read_text())
+    assert stats["audio_hours"] == pytest.approx((33.0 + 60.0) / 3600, rel=0.05)
+    assert stats["stages"]["features"]["out"] == 3
+
+
+def test_features_in_songs_rows(sample_run):
+    songs = pq.read_table(sample_run / "data" / "songs").to_pylist()
+    voc = next(s for s in songs if s["song_id"] == "vocadito_1")
+    assert voc["language"] == "tagalog" and len(voc["words"]) == 33 and len(voc["notes"]) == 59
+    assert len(voc["word_embeddings"]) == len(voc["words"])
+    assert len(voc["line_embeddings"]) == len(voc["lines"]) == 10
+    assert np.mean(voc["voiced"]) > 0.3 and 60 < voc["tempo_bpm"] < 200
+    y, sr = sf.read(io.BytesIO(voc["audio"]["bytes"]))
+    assert sr == 16000 and len(y) / sr == pytest.approx(voc["duration"], abs=1e-3)
+    assert voc["source_sample_rate"] == 44100 and voc["source_format"] == "flac"
+    music = next(s for s in songs if s["song_id"] == "2382")
+    assert sorted(music["instruments"]) == ["cello", "viola", "violin"]
+    assert music["notes"][0]["start"] == pytest.approx(10206 / 44100)

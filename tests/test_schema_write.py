@@ -1,0 +1,64 @@
+import re
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from schemas.arrow import (COLUMNS, CONFIGS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, hf_features,
+                           segments_schema, songs_schema)
+from transforms.write import rows_to_table, shard_count, shard_name, write_table
+
+
+def segment_row(i, frames=5):
+    return {
+        "segment_id": f"s/{i:04d}", "song_id": "s", "segment_index": i, "source": "dali", "split": "train",
+        "title": "t", "artist": "a", "language": "english", "licence": "l", "start": 1.0, "end": 2.0,
+        "audio": {"bytes": b"fLaC", "path": "x.flac"}, "sample_rate": 16000, "duration": 1.0,
+        "text": "hi", "text_original": "hi", "segment_words": [{"text": "hi", "start": 0.1, "end": 0.5}],
+        "segment_notes": [], "instruments": [], "mel": np.full((frames, 80), i, np.float32), "n_mels": 80,
+        "mel_hop_seconds": 0.01, "f0_hz": np.arange(frames, dtype=np.float32),
+        "voiced": np.arange(frames) % 2 == 0, "f0_hop_seconds": 0.01,
+        "word_embeddings": np.ones((1, 384), np.float32) if i else np.zeros((0, 0), np.float32),
+        "text_embedding": np.ones(384, np.float32),
+    }
+
+
+def test_each_column_defined_once_and_used():
+    for config, columns in CONFIGS.items():
+        assert len(columns) == len(set(columns)), config
+        assert set(columns) <= set(COLUMNS)
+    assert set(CONFIGS["songs"]) | set(CONFIGS["segments"]) == set(COLUMNS)
+
+
+def test_schema_carries_version_and_hf_features():
+    for schema in (songs_schema(16000), segments_schema(16000)):
+        assert schema.metadata[SCHEMA_VERSION_KEY] == SCHEMA_VERSION.encode()
+        assert b"huggingface" in schema.metadata
+    import datasets
+
+    features = datasets.Features.from_dict(hf_features("segments", 16000))
+    assert isinstance(features["audio"], datasets.Audio) and features["audio"].sampling_rate == 16000
+
+
+def test_rows_to_table_round_trip(tmp_path):
+    rows = [segment_row(i, frames=3 + i) for i in range(3)]
+    table = rows_to_table("segments", rows, 16000)
+    path = str(tmp_path / "train-00000-of-00001.parquet")
+    write_table(table, path)
+    back = pq.read_table(path)
+    assert back.schema.metadata[SCHEMA_VERSION_KEY] == SCHEMA_VERSION.encode()
+    assert back.schema.remove_metadata() == segments_schema().remove_metadata()
+    mel = back.column("mel").to_pylist()
+    assert [len(m) for m in mel] == [3, 4, 5] and mel[2][4][79] == 2.0
+    assert back.column("voiced").to_pylist()[1] == [True, False, True, False]
+    assert back.column("word_embeddings").to_pylist()[0] == []
+    assert len(back.column("word_embeddings").to_pylist()[1][0]) == 384
+    assert not list(tmp_path.glob(".*"))  # the temp name was renamed away
+
+
+def test_shard_naming_and_count():
+    assert shard_name("train", 3, 12) == "train-00003-of-00012.parquet"
+    assert re.fullmatch(r"(train|validation|test)-\d{5}-of-\d{5}\.parquet", shard_name("test", 0, 1))
+    assert shard_count((10_000, 100), 1_000) == 10
+    assert shard_count((10_000, 3), 1_000) == 3
+    assert shard_count((0, 0), 1_000) == 1
