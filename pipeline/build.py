@@ -1,7 +1,8 @@
 """The lyricbeam pipeline as one composite transform.
 
-    discovered songs -> Read -> Clean -> ExactDedup -> AssignSplit -> Features -> Embed
-        -> ToRows -> WriteShardedParquet        (and every stage's rejects -> WriteRejects)
+    discovered songs -> Read -> Clean -> Quality -> ExactDedup -> Fingerprint -> AudioNearDedup
+        -> LyricsVersions -> AssignSplit -> Features -> Embed -> ToRows -> WriteShardedParquet
+    (every stage's rejects -> WriteRejects; near-duplicate groups -> WriteGroups)
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from transforms.clean import CleanSong
 from transforms.dedup import ExactDedup
 from transforms.embed import EmbedText
 from transforms.features import ComputeFeatures
+from transforms.near_dedup import AudioNearDedup, ComputeFingerprint, LyricsVersions, groups_json_lines
+from transforms.quality import QualityFilter
 from transforms.rejects import REJECTS, reject_to_json_line
 from transforms.segments import ToRows
 from transforms.sources import ReadSources, SourceItem
@@ -35,6 +38,21 @@ class WriteRejects(beam.PTransform):
                     shard_name_template="-SSSSS-of-NNNNN"))
 
 
+class WriteGroups(beam.PTransform):
+    """Near-duplicate groups -> `OUT/dedup/near_duplicate_groups-00000-of-00001.jsonl`."""
+
+    def __init__(self, output_dir: str):
+        super().__init__()
+        self.output_dir = output_dir.rstrip("/")
+
+    def expand(self, groups):
+        return (groups
+                | "ToJsonLines" >> beam.FlatMap(groups_json_lines)
+                | "WriteJsonLines" >> beam.io.WriteToText(
+                    f"{self.output_dir}/dedup/near_duplicate_groups", file_name_suffix=".jsonl", num_shards=1,
+                    shard_name_template="-SSSSS-of-NNNNN"))
+
+
 class BuildDataset(beam.PTransform):
     """Discovered items -> written shards (main output); all rejects written beside them."""
 
@@ -51,8 +69,17 @@ class BuildDataset(beam.PTransform):
         items = pbegin | "Discovered" >> beam.Create(self.items, reshuffle=True)
         read = items | "Read" >> ReadSources()
         clean = read.songs | "Clean" >> beam.ParDo(CleanSong(cfg.audio)).with_outputs(REJECTS, main="songs")
-        unique = clean.songs | "ExactDedup" >> ExactDedup()
-        split = unique.songs | "AssignSplit" >> beam.ParDo(AssignSplit(cfg.split.fractions, cfg.split.salt))
+        good = clean.songs | "Quality" >> beam.ParDo(QualityFilter(cfg.quality)).with_outputs(REJECTS, main="songs")
+        unique = good.songs | "ExactDedup" >> ExactDedup()
+        distinct, near_rejects = unique.songs, []
+        if cfg.near_dedup.audio:
+            printed = unique.songs | "Fingerprint" >> beam.ParDo(ComputeFingerprint()).with_outputs(REJECTS, main="songs")
+            near = printed.songs | "AudioNearDedup" >> AudioNearDedup(cfg.near_dedup)
+            near["groups"] | "WriteGroups" >> WriteGroups(self.output_dir)
+            distinct, near_rejects = near["songs"], [printed.rejects, near["rejects"]]
+        if cfg.near_dedup.lyrics:
+            distinct = distinct | "LyricsVersions" >> LyricsVersions(cfg.near_dedup)
+        split = distinct | "AssignSplit" >> beam.ParDo(AssignSplit(cfg.split.fractions, cfg.split.salt))
         featured = split | "Features" >> beam.ParDo(
             ComputeFeatures(cfg.features, cfg.audio.sample_rate)).with_outputs(REJECTS, main="songs")
         embedded = featured.songs | "Embed" >> beam.ParDo(EmbedText(cfg.embed)).with_outputs(REJECTS, main="songs")
@@ -60,8 +87,8 @@ class BuildDataset(beam.PTransform):
         shards = rows.rows | "Write" >> WriteShardedParquet(
             self.output_dir, cfg.audio.sample_rate, cfg.write.max_shard_bytes)
         discovered_rejects = pbegin | "DiscoveryRejects" >> beam.Create(self.discovery_rejects)
-        rejects = ((discovered_rejects, read.rejects, clean.rejects, unique.rejects, featured.rejects,
-                    embedded.rejects, rows.rejects)
+        rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, *near_rejects,
+                    featured.rejects, embedded.rejects, rows.rejects)
                    | "AllRejects" >> beam.Flatten())
         rejects | "WriteRejects" >> WriteRejects(self.output_dir)
         return shards

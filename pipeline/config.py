@@ -14,6 +14,8 @@ import yaml
 from transforms.clean import CleanConfig
 from transforms.embed import EmbedConfig
 from transforms.features import F0_TRACKERS, FeatureConfig
+from transforms.near_dedup import NearDedupConfig
+from transforms.quality import QualityConfig
 from transforms.segments import SegmentConfig
 
 
@@ -47,6 +49,8 @@ class DatasetConfig:
 class PipelineConfig:
     inputs: InputConfig = InputConfig()
     audio: CleanConfig = CleanConfig()
+    quality: QualityConfig = QualityConfig()
+    near_dedup: NearDedupConfig = NearDedupConfig()
     features: FeatureConfig = FeatureConfig()
     embed: EmbedConfig = EmbedConfig()
     segments: SegmentConfig = SegmentConfig()
@@ -57,7 +61,8 @@ class PipelineConfig:
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(PipelineConfig)}
 _SECTION_TYPES = {
-    "inputs": InputConfig, "audio": CleanConfig, "features": FeatureConfig, "embed": EmbedConfig,
+    "inputs": InputConfig, "audio": CleanConfig, "quality": QualityConfig,
+    "near_dedup": NearDedupConfig, "features": FeatureConfig, "embed": EmbedConfig,
     "segments": SegmentConfig, "split": SplitConfig, "write": WriteConfig, "dataset": DatasetConfig,
 }
 PATH_KEYS = {("inputs", "dali_dir"), ("inputs", "dali_audio_dir"), ("inputs", "dali_metadata"),

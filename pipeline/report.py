@@ -15,6 +15,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.config import PipelineConfig, config_as_dict
 from schemas.arrow import COLUMNS, CONFIGS, SCHEMA_VERSION
+from transforms.dedup import EXACT_RULE
+from transforms.near_dedup import CANONICAL_RULE
 
 
 def _match(pattern: str) -> list[str]:
@@ -56,6 +58,14 @@ def songs_audio_seconds(shards: list[dict]) -> tuple[float, dict[str, float]]:
         total += sum(durations)
         per_split[shard["split"]] += sum(durations)
     return total, dict(per_split)
+
+
+def read_groups(output_dir: str) -> list[dict]:
+    groups = []
+    for path in _match(f"{output_dir}/dedup/*.jsonl"):
+        with FileSystems.open(path) as handle:
+            groups += [json.loads(line) for line in handle.read().decode("utf-8").splitlines() if line.strip()]
+    return sorted(groups, key=lambda g: g["canonical"])
 
 
 def metric_counters(result: Any) -> dict[str, dict[str, int]]:
@@ -204,6 +214,8 @@ def write_reports(config: PipelineConfig, output_dir: str, songs_in: int, result
     rejects = read_rejects(output_dir)
     stats = build_stats(config, output_dir, songs_in, shards, rejects, metric_counters(result), wall_s)
     stats["licences"] = licences
+    stats["near_duplicate_groups"] = read_groups(output_dir)
+    stats["canonical_rules"] = {"exact_duplicates": EXACT_RULE, "near_duplicates": CANONICAL_RULE}
     write_text(f"{output_dir}/stats.json", json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n")
     write_text(f"{output_dir}/README.md", dataset_card(config, stats, shards))
     return stats

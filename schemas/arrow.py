@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 SCHEMA_VERSION_KEY = b"lyricbeam.schema_version"
 CONFIG_KEY = b"lyricbeam.config"
 
@@ -58,6 +58,11 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "source_channels": (pa.int32(), "Channels of the input file"),
     "source_format": (pa.string(), "Container sniffed from the file's content"),
     "pcm_sha256": (pa.string(), "SHA-256 of the decoded 16-bit PCM (exact-duplicate key)"),
+    "version_group": (pa.string(), "Songs with near-identical lyrics share it (versions, covers); split on it"),
+    "clip_fraction": (pa.float32(), "Share of source samples in clipped runs"),
+    "bandwidth_hz": (pa.float32(), "Real bandwidth of the source audio (Hz)"),
+    "vocal_activity": (pa.float32(), "90th percentile of Silero VAD speech probability; -1 = not measured"),
+    "lyrics_language": (pa.string(), "Language langid detects in the lyrics (ISO 639-1); empty = not checked"),
     "text": (pa.string(), "Normalised lyrics (DALI) or generated description (MusicNet)"),
     "text_original": (pa.string(), "Text as the source gave it"),
     "notes": (pa.list_(EVENT), "Notes: syllable text, times (s), frequency range (Hz), parent word"),
@@ -86,14 +91,15 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
 SONGS_COLUMNS = [
     "song_id", "source", "split", "title", "artist", "language", "licence", "source_path",
     "audio_path", "audio", "sample_rate", "duration", "source_sample_rate", "source_channels",
-    "source_format", "pcm_sha256", "text", "text_original", "notes", "words", "lines",
+    "source_format", "pcm_sha256", "version_group", "clip_fraction", "bandwidth_hz", "vocal_activity",
+    "lyrics_language", "text", "text_original", "notes", "words", "lines",
     "paragraphs", "instruments", "annot_fr", "annot_offset", "info_json", "mel", "n_mels",
     "mel_hop_seconds", "f0_hz", "voiced", "f0_hop_seconds", "tempo_bpm", "beat_times",
     "word_embeddings", "line_embeddings", "text_embedding",
 ]
 SEGMENTS_COLUMNS = [
     "segment_id", "song_id", "segment_index", "source", "split", "title", "artist", "language",
-    "licence", "start", "end", "audio", "sample_rate", "duration", "text", "text_original",
+    "licence", "version_group", "start", "end", "audio", "sample_rate", "duration", "text", "text_original",
     "segment_words", "segment_notes", "instruments", "mel", "n_mels", "mel_hop_seconds", "f0_hz",
     "voiced", "f0_hop_seconds", "word_embeddings", "text_embedding",
 ]

@@ -73,6 +73,16 @@ class Song:
     source_channels: int = 0
     source_format: str = ""
     pcm_sha256: str = ""
+    # Filled by clean (quality metrics) and the quality / near-dedup stages.
+    clip_fraction: float = 0.0
+    bandwidth_hz: float = 0.0
+    vocal_activity: float = -1.0  # p90 of Silero VAD speech probability; -1 = not measured
+    lyrics_language: str = ""
+    lyrics_language_confidence: float = 0.0
+    lyrics_match_wer: Optional[float] = None  # from the alignment stage, when it ran
+    alignment_score: Optional[float] = None
+    fingerprint: Any = None  # transforms.fingerprint.Fingerprint; not written
+    version_group: str = ""
     # Filled by split / features / embed.
     split: str = ""
     mel: Optional[np.ndarray] = None  # (frames, n_mels) float32, log power in dB

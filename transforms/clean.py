@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from schemas.records import AnnotationEvent, Song
+from transforms.quality import bandwidth_hz, clip_fraction
 from transforms.rejects import RejectError, RejectingDoFn
 
 
@@ -168,6 +169,7 @@ def clean_song(song: Song, audio_bytes: bytes, config: CleanConfig) -> Song:
     samples, rate, fmt = decode_audio(audio_bytes, config)
     digest = pcm_sha256(samples, rate)
     channels = samples.shape[1]
+    clipped, bandwidth = clip_fraction(samples), bandwidth_hz(samples, rate)
     mono = to_mono_resampled(samples, rate, config.sample_rate)
     del samples
     duration = check_audio(mono, config.sample_rate, config)
@@ -185,7 +187,8 @@ def clean_song(song: Song, audio_bytes: bytes, config: CleanConfig) -> Song:
     return song.replace(
         audio=mono, sample_rate=config.sample_rate, duration=duration, source_sample_rate=rate,
         source_channels=channels, source_format=fmt, pcm_sha256=digest, words=words, lines=lines,
-        paragraphs=paragraphs, notes=notes, text=text, text_original=text_original)
+        paragraphs=paragraphs, notes=notes, text=text, text_original=text_original,
+        clip_fraction=clipped, bandwidth_hz=bandwidth)
 
 
 def read_bytes(path: str, limit: int) -> bytes:

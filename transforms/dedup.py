@@ -14,6 +14,10 @@ from schemas.records import Reject, Song
 LOSSLESS = {"wav": 0, "flac": 0, "aiff": 0, "ogg": 1, "mp3": 1}
 
 
+EXACT_RULE = ("lossless container first, then the higher source sample rate, then more words, "
+              "then more notes, then the smallest id")
+
+
 def canonical_rank(song: Song) -> tuple:
     """Sort key, best first: lossless container, higher source rate, more words, smaller id."""
     return (LOSSLESS.get(song.source_format, 2), -song.source_sample_rate, -len(song.words),
