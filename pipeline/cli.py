@@ -53,7 +53,7 @@ def _beam_options(beam_args: list[str]):
 def _clear_output(output_dir: str) -> None:
     from apache_beam.io.filesystems import FileSystems
 
-    for sub in ("data", "rejects"):
+    for sub in ("data", "rejects", "dedup"):
         path = f"{output_dir}/{sub}"
         if FileSystems.exists(path):
             FileSystems.delete([path])

@@ -22,6 +22,12 @@ EXPECTED_REJECTS = {
     "4b196e6c99574dd49ad00d56e132712b": "times_beyond_audio",  # the real fixture: notes at 24 s, audio 1.96 s
     "vocadito_1_reupload": "duplicate_of=vocadito_1",
     "2999": "bad_labels",
+    "vocadito_1_mp3_trimmed": "near_duplicate_of=vocadito_1",
+    "bad_clipped": "clipping",
+    "bad_upsampled": "low_bandwidth",
+    "bad_language": "language_mismatch",
+    "bad_word_density": "implausible_word_density",
+    "bad_instrumental": "instrumental_only",
 }
 
 
@@ -33,10 +39,10 @@ def test_every_input_is_a_row_or_a_reject(sample_run):
     stats = json.loads((sample_run / "stats.json").read_text())
     rejects = rejects_of(sample_run)
     songs = pq.read_table(sample_run / "data" / "songs")
-    assert stats["songs_in"] == 15
+    assert stats["songs_in"] == 22
     assert songs.num_rows + len(rejects) == stats["songs_in"]
-    assert stats["accounted"] is True and stats["songs_out"] == songs.num_rows == 3
-    assert sorted(songs.column("song_id").to_pylist()) == ["2382", "92382", "vocadito_1"]
+    assert stats["accounted"] is True and stats["songs_out"] == songs.num_rows == 4
+    assert sorted(songs.column("song_id").to_pylist()) == ["2382", "92382", "vocadito_1", "vocadito_1_cover"]
 
 
 def test_every_reject_reason(sample_run):
@@ -71,7 +77,7 @@ def test_polars_scans_both_configs(sample_run):
     import polars as pl
 
     segments = pl.scan_parquet(str(sample_run / "data/segments/*.parquet")).collect()
-    lines = segments.filter(pl.col("source") == "dali").sort("segment_id")
+    lines = segments.filter(pl.col("song_id") == "vocadito_1").sort("segment_id")
     assert lines.height == 10  # one per vocadito line
     assert lines["text"].to_list()[0] == "ako ay may lobo"
     words = lines["segment_words"].to_list()[0]
@@ -81,7 +87,7 @@ def test_polars_scans_both_configs(sample_run):
     music = segments.filter(pl.col("source") == "musicnet")
     assert music.height == 6 and music["text"][0].startswith("Beethoven: String Quartet No 13")
     songs = pl.scan_parquet(str(sample_run / "data/songs/*.parquet")).collect()
-    assert songs.height == 3 and songs["n_mels"].to_list() == [80, 80, 80]
+    assert songs.height == 4 and songs["n_mels"].to_list() == [80] * 4
 
 
 def test_shards_schema_version_and_split_rule(sample_run):
@@ -105,8 +111,8 @@ def test_dataset_card_and_stats(sample_run):
     assert card.startswith("---\n") and "config_name: segments" in card and "config_name: songs" in card
     assert "MusicNet CC BY 4.0" in card and "CC BY-NC-SA 4.0" in card
     stats = json.loads((sample_run / "stats.json").read_text())
-    assert stats["audio_hours"] == pytest.approx((33.0 + 60.0) / 3600, rel=0.05)
-    assert stats["stages"]["features"]["out"] == 3
+    assert stats["audio_hours"] == pytest.approx((33.2 * 2 + 60.0) / 3600, rel=0.02)
+    assert stats["stages"]["features"]["out"] == 4
 
 
 def test_features_in_songs_rows(sample_run):
@@ -122,3 +128,18 @@ def test_features_in_songs_rows(sample_run):
     music = next(s for s in songs if s["song_id"] == "2382")
     assert sorted(music["instruments"]) == ["cello", "viola", "violin"]
     assert music["notes"][0]["start"] == pytest.approx(10206 / 44100)
+
+
+def test_near_duplicate_group_and_versions(sample_run):
+    stats = json.loads((sample_run / "stats.json").read_text())
+    [group] = stats["near_duplicate_groups"]
+    assert group["canonical"] == "dali:vocadito_1"
+    assert [m["id"] for m in group["members"]] == ["vocadito_1", "vocadito_1_mp3_trimmed"]
+    assert group["members"][1]["score_to_canonical"] > 0.3
+    assert "lossless" in stats["canonical_rules"]["near_duplicates"]
+    songs = {r["song_id"]: r for r in pq.read_table(sample_run / "data" / "songs").to_pylist()}
+    # The pitch-shifted cover is another recording of the same lyrics: kept, linked by version_group.
+    assert songs["vocadito_1_cover"]["version_group"] == songs["vocadito_1"]["version_group"] == "dali:vocadito_1"
+    assert songs["2382"]["version_group"] == "musicnet:2382"
+    assert songs["vocadito_1"]["lyrics_language"] == "tl" and songs["vocadito_1"]["vocal_activity"] > 0.5
+    assert songs["vocadito_1"]["bandwidth_hz"] > 15000 and songs["vocadito_1"]["clip_fraction"] == 0.0

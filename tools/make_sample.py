@@ -145,6 +145,15 @@ class _Evil:
         return (os.system, ("echo lyricbeam-sample-pwned > /tmp/lyricbeam_pwned",))
 
 
+def shift_annotations(annotations: dict, seconds: float) -> dict:
+    """A copy of `annotations` with every time moved by `seconds` (clamped at 0)."""
+    out = json.loads(json.dumps(annotations))
+    for level in out["annot"].values():
+        for event in level:
+            event["time"] = [max(0.0, t + seconds) for t in event["time"]]
+    return out
+
+
 def render_musicnet(labels: list[list[str]], first: float, last: float, out_wav: str) -> list[list[str]]:
     """Render the notes sounding in [first, last) s with a GM soundfont; return shifted rows."""
     import mido
@@ -244,6 +253,40 @@ def main() -> None:
     with open(os.path.join(ann, "bad_truncated.gz"), "wb") as handle:
         handle.write(good.getvalue()[: len(good.getvalue()) // 2])
 
+    # Near-duplicates, versions and quality failures, all cut from the same real material.
+    voc_info = lambda song_id, **kw: {**vocadito_info(song_id), **kw}
+    mono = y.astype(np.float32) / 32768.0
+    shifted = shift_annotations(voc, -1.5)
+    with tempfile.TemporaryDirectory() as tmp:  # re-encoded as MP3 by ffmpeg, first 1.5 s trimmed
+        src = os.path.join(tmp, "x.wav")
+        sf.write(src, mono[int(1.5 * sr):], sr, subtype="PCM_16")
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", src, "-b:a", "96k",
+                        os.path.join(aud, "vocadito_1_mp3_trimmed.mp3")], check=True)
+    write_json(os.path.join(ann, "vocadito_1_mp3_trimmed.json"), voc_info("vocadito_1_mp3_trimmed"), shifted)
+    import librosa
+
+    cover = librosa.effects.pitch_shift(mono, sr=sr, n_steps=3)  # a "version": same lyrics, other audio
+    write_json(os.path.join(ann, "vocadito_1_cover.json"),
+               voc_info("vocadito_1_cover", artist="lyricbeam cover singer", title="Ako ay may lobo (cover)"), voc)
+    sf.write(os.path.join(aud, "vocadito_1_cover.flac"), cover, sr, subtype="PCM_16")
+    reversed_audio = mono[::-1].copy()
+    write_json(os.path.join(ann, "bad_clipped.json"), vocadito_info("bad_clipped"), voc)
+    sf.write(os.path.join(aud, "bad_clipped.flac"), np.clip(reversed_audio * 12, -1, 1), sr, subtype="PCM_16")
+    low = librosa.resample(librosa.resample(reversed_audio, orig_sr=sr, target_sr=8000), orig_sr=8000, target_sr=sr)
+    write_json(os.path.join(ann, "bad_upsampled.json"), vocadito_info("bad_upsampled"), voc)
+    sf.write(os.path.join(aud, "bad_upsampled.flac"), low, sr, subtype="PCM_16")
+    write_json(os.path.join(ann, "bad_language.json"),
+               {**vocadito_info("bad_language"), "metadata": {"language": "german"}}, voc)
+    sf.write(os.path.join(aud, "bad_language.flac"), librosa.effects.pitch_shift(mono, sr=sr, n_steps=-4), sr,
+             subtype="PCM_16")
+    dense = json.loads(json.dumps(voc))
+    for level in dense["annot"].values():
+        for event in level:
+            event["time"] = [t / 12.0 for t in event["time"]]  # 33 words in under 3 s
+    write_json(os.path.join(ann, "bad_word_density.json"), vocadito_info("bad_word_density"), dense)
+    sf.write(os.path.join(aud, "bad_word_density.flac"), librosa.effects.pitch_shift(mono, sr=sr, n_steps=5), sr,
+             subtype="PCM_16")
+
     # MusicNet form: audio rendered from the real labels of recording 2382 (first and third
     # 30 s), in both label header variants, plus a label file with a missing column.
     mn = os.path.join(out, "musicnet")
@@ -263,6 +306,10 @@ def main() -> None:
             start_beat = (int(measure) - 1 + float(beat)) * 2.0  # 2/4 time
             writer.writerow([start, end, program, pitch, f"{start_beat:.6f}",
                              f"{NOTE_BEATS.get(value, 1.0):.6f}", value])
+    # Lyrics over instrumental audio (the rendering, reversed so it is no duplicate).
+    strings, rate = sf.read(os.path.join(mn, "train_data/2382.wav"), dtype="int16")
+    write_json(os.path.join(ann, "bad_instrumental.json"), vocadito_info("bad_instrumental"), first_line)
+    sf.write(os.path.join(aud, "bad_instrumental.flac"), strings[::-1][: 20 * rate].copy(), rate, subtype="PCM_16")
     with open(os.path.join(mn, "train_labels/2999.csv"), "w", newline="") as handle:
         csv.writer(handle).writerows([official[:5], ["10206", "22494", "43", "46", "0.0"]])
     meta = open(os.path.join(data, "musicnet/musicnet_metadata.csv"), newline="").read()
