@@ -200,7 +200,8 @@ def main() -> None:
     parser.add_argument("out")
     args = parser.parse_args()
     data, out = args.shared_data, args.out
-    shutil.rmtree(out, ignore_errors=True)
+    for sub in ("dali", "musicnet"):  # sample/README.md stays
+        shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
     ann, aud = os.path.join(out, "dali/annotations"), os.path.join(out, "dali/audio")
     os.makedirs(ann)
     os.makedirs(aud)
