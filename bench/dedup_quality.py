@@ -15,7 +15,8 @@ over pairs (a pair is positive when both are copies of one original).
 
 Lyrics: the JamendoLyrics and vocadito lyrics plus edited copies (case and punctuation,
 line breaks, a repeated chorus, 5 % of words misspelt, 10 % of lines dropped) as positives;
-other songs' lyrics and a song that quotes one line of another as negatives; run through
+other songs' lyrics as negatives, and copies that also quote one line of another song
+(they belong with their own song only); run through
 `LyricsVersions`. Also prints the vocal-activity score of every original (instrumental filter).
 Needs Debian's ffmpeg (and fluidsynth + timgm6mb-soundfont for the piano rendering).
 """
@@ -44,39 +45,52 @@ import soundfile as sf  # noqa: E402
 SR = 16000
 
 
-def ffmpeg(y: np.ndarray, rate: int, args: list[str], ext: str, tmp: str) -> tuple[np.ndarray, int]:
-    src, dst = os.path.join(tmp, "in.wav"), os.path.join(tmp, f"out.{ext}")
+COPY_KINDS = ("mp3_128k", "mp3_64k", "ogg_q2", "flac", "resample_22k", "gain_-6dB", "trim_start_3s",
+              "trim_end_2s", "pad_start_2s", "mono")
+
+
+def ffmpeg(y: np.ndarray, rate: int, args: list[str], dst: str, tmp: str) -> str:
+    src = os.path.join(tmp, "in.wav")
     sf.write(src, y, rate, subtype="PCM_16")
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", src, *args, dst], check=True)
-    out, r = sf.read(dst, dtype="float32")
-    return out, r
+    return dst
 
 
-def copies(y: np.ndarray, rate: int, tmp: str) -> dict[str, tuple[np.ndarray, int]]:
-    """The ten transformations a re-upload goes through."""
+def copies(name: str, y: np.ndarray, rate: int, tmp: str) -> dict[str, tuple[str, str]]:
+    """The ten transformations a re-upload goes through, written as files: kind -> (path, container)."""
     stereo = np.stack([y, y], axis=1) if y.ndim == 1 else y
     mono = stereo.mean(axis=1)
+    base = os.path.join(tmp, name)
     return {
-        "mp3_128k": ffmpeg(stereo, rate, ["-b:a", "128k"], "mp3", tmp),
-        "mp3_64k": ffmpeg(stereo, rate, ["-b:a", "64k"], "mp3", tmp),
-        "ogg_q2": ffmpeg(stereo, rate, ["-c:a", "libvorbis", "-q:a", "2"], "ogg", tmp),
-        "flac": ffmpeg(stereo, rate, [], "flac", tmp),
-        "resample_22k": (librosa.resample(mono, orig_sr=rate, target_sr=22050), 22050),
-        "gain_-6dB": (stereo * 0.5, rate),
-        "trim_start_3s": (stereo[3 * rate:], rate),
-        "trim_end_2s": (stereo[: -2 * rate], rate),
-        "pad_start_2s": (np.concatenate([np.zeros((2 * rate, 2), np.float32), stereo]), rate),
-        "mono": (mono, rate),
+        "mp3_128k": (ffmpeg(stereo, rate, ["-b:a", "128k"], f"{base}__mp3_128k.mp3", tmp), "mp3"),
+        "mp3_64k": (ffmpeg(stereo, rate, ["-b:a", "64k"], f"{base}__mp3_64k.mp3", tmp), "mp3"),
+        "ogg_q2": (ffmpeg(stereo, rate, ["-c:a", "libvorbis", "-q:a", "2"], f"{base}__ogg_q2.ogg", tmp), "ogg"),
+        "flac": (ffmpeg(stereo, rate, [], f"{base}__flac.flac", tmp), "flac"),
+        "resample_22k": (write_copy(tmp, f"{name}__resample_22k", librosa.resample(mono, orig_sr=rate, target_sr=22050), 22050), "flac"),
+        "gain_-6dB": (write_copy(tmp, f"{name}__gain_-6dB", stereo * 0.5, rate), "flac"),
+        "trim_start_3s": (write_copy(tmp, f"{name}__trim_start_3s", stereo[3 * rate:], rate), "flac"),
+        "trim_end_2s": (write_copy(tmp, f"{name}__trim_end_2s", stereo[: -2 * rate], rate), "flac"),
+        "pad_start_2s": (write_copy(tmp, f"{name}__pad_start_2s",
+                                    np.concatenate([np.zeros((2 * rate, 2), np.float32), stereo]), rate), "flac"),
+        "mono": (write_copy(tmp, f"{name}__mono", mono, rate), "flac"),
     }
 
 
-def to_song(song_id: str, y: np.ndarray, rate: int, fmt: str):
-    from schemas.records import Song
-    from transforms.clean import to_mono_resampled
+def write_copy(directory: str, song_id: str, y: np.ndarray, rate: int) -> str:
+    path = os.path.join(directory, f"{song_id}.flac")
+    sf.write(path, np.clip(y, -1, 1), rate, subtype="PCM_16")
+    return path
 
-    samples = y[:, None] if y.ndim == 1 else y
-    mono = to_mono_resampled(samples.astype(np.float32), rate, SR)
-    return Song(song_id, "dali", f"{song_id}.json", audio=mono, sample_rate=SR, duration=len(mono) / SR,
+
+def decode_song(item: tuple[str, str, str]):
+    """(song id, path, container) -> Song decoded the way the pipeline's clean stage does."""
+    from schemas.records import Song
+    from transforms.clean import CleanConfig, decode_audio, to_mono_resampled
+
+    song_id, path, fmt = item
+    samples, rate, _ = decode_audio(open(path, "rb").read(), CleanConfig())
+    mono = to_mono_resampled(samples, rate, SR)
+    return Song(song_id, "dali", path, audio=mono, sample_rate=SR, duration=len(mono) / SR,
                 source_format=fmt, source_sample_rate=rate)
 
 
@@ -119,32 +133,34 @@ def audio_benchmark(args, tmp: str) -> dict:
     for name, (y, r) in list(originals.items())[:5]:
         negatives[f"version_pitch+2_{name}"] = (librosa.effects.pitch_shift(y.T, sr=r, n_steps=2).T, r)
 
-    songs, origin = [], {}
-    vocal = {}
+    items, origin, vocal, minutes = [], {}, {}, 0.0
     for name, (y, r) in originals.items():
-        songs.append(to_song(name, y, r, "wav"))
+        items.append((name, write_copy(tmp, name, y, r), "flac"))
         origin[name] = name
-        vocal[name] = vocal_activity(songs[-1].audio)
-        for kind, (z, zr) in copies(y, r, tmp).items():
-            song_id = f"{name}__{kind}"
-            fmt = kind.split("_")[0] if kind.split("_")[0] in ("mp3", "ogg", "flac") else "wav"
-            songs.append(to_song(song_id, z, zr, fmt))
-            origin[song_id] = name
+        mono = y.mean(axis=1) if y.ndim == 2 else y
+        vocal[name] = vocal_activity(librosa.resample(mono, orig_sr=r, target_sr=SR))
+        minutes += len(y) / r / 60 * 11
+        for kind, (path, fmt) in copies(name, y, r, tmp).items():
+            items.append((f"{name}__{kind}", path, fmt))
+            origin[f"{name}__{kind}"] = name
     for name, (y, r) in negatives.items():
-        songs.append(to_song(name, y, r, "wav"))
+        items.append((name, write_copy(tmp, name, y, r), "flac"))
         origin[name] = name
-    print(f"audio corpus: {len(songs)} recordings, {len(originals)} originals x 11, {len(negatives)} hard negatives, "
-          f"{sum(s.duration for s in songs) / 60:.1f} min", flush=True)
+        minutes += len(y) / r / 60
+    print(f"audio corpus: {len(items)} recordings, {len(originals)} originals x 11, {len(negatives)} hard negatives, "
+          f"{minutes:.1f} min", flush=True)
 
     start = time.perf_counter()
     pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"]))
     groups_out = []
-    out = (pipeline | beam.Create(songs, reshuffle=False)
+    out = (pipeline | beam.Create(items, reshuffle=False) | "Decode" >> beam.Map(decode_song)
            | beam.ParDo(ComputeFingerprint()).with_outputs("rejects", main="songs"))
     near = out.songs | AudioNearDedup(NearDedupConfig())
-    near["groups"] | beam.Map(groups_out.append)
+    groups_file = os.path.join(tmp, "groups.json")
+    near["groups"] | beam.Map(lambda groups: json.dump(groups, open(groups_file, "w")))
     pipeline.run().wait_until_finish()
     wall = time.perf_counter() - start
+    groups_out.append(json.load(open(groups_file)))
     predicted = set()
     for group in groups_out[0]:
         ids = sorted(m["id"] for m in group["members"])
@@ -159,11 +175,11 @@ def audio_benchmark(args, tmp: str) -> dict:
     missed = sorted(truth - predicted)
     false = sorted(predicted - truth)
     per_kind = {}
-    for kind in copies(np.zeros((SR * 6, 2), np.float32) + 0.01, SR, tmp):
+    for kind in COPY_KINDS:
         kind_truth = {p for p in truth if any(x.endswith("__" + kind) for x in p)}
         per_kind[kind] = len(kind_truth & predicted) / len(kind_truth) if kind_truth else None
     return {**metrics, "missed_pairs": missed[:20], "false_pairs": false[:20], "recall_by_transformation": per_kind,
-            "recordings": len(songs), "audio_minutes": sum(s.duration for s in songs) / 60, "wall_s": wall,
+            "recordings": len(items), "audio_minutes": minutes, "wall_s": wall,
             "vocal_activity_of_originals": vocal}
 
 
@@ -209,16 +225,19 @@ def lyrics_benchmark(args) -> dict:
         for kind in kinds:
             songs.append(Song(f"{name}__{kind}", "dali", "", text=edit_lyrics(texts[name], kind, rng)))
             origin[f"{name}__{kind}"] = name
-    for a, b in zip(names, names[1:] + names[:1]):  # b's lyrics quoting one line of a
+    for a, b in zip(names, names[1:] + names[:1]):
+        # b's lyrics quoting one line of a: a version of b that must not pull a into b's group.
         quoted = texts[b] + "\n" + [l for l in texts[a].splitlines() if l.strip()][0]
         songs.append(Song(f"{b}__quotes_{a}", "dali", "", text=quoted))
-        origin[f"{b}__quotes_{a}"] = f"{b}__quotes_{a}"
-    out = []
+        origin[f"{b}__quotes_{a}"] = b
+    result_file = tempfile.mktemp(suffix=".json")
     pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=in_memory"]))
     (pipeline | beam.Create(songs, reshuffle=False) | LyricsVersions(NearDedupConfig())
-     | beam.Map(lambda s: out.append((s.song_id, s.version_group))))
+     | beam.Map(lambda s: (s.song_id, s.version_group)) | beam.combiners.ToList()
+     | beam.Map(lambda pairs: json.dump(pairs, open(result_file, "w"))))
     pipeline.run().wait_until_finish()
-    group_of = dict(out)
+    group_of = dict(json.load(open(result_file)))
+    os.remove(result_file)
     predicted = {p for p in itertools.combinations(sorted(group_of), 2) if group_of[p[0]] == group_of[p[1]]}
     truth = {p for p in itertools.combinations(sorted(origin), 2) if origin[p[0]] == origin[p[1]]}
     metrics = pair_metrics(predicted, truth)

@@ -12,7 +12,8 @@ from transforms.write import rows_to_table, shard_count, shard_name, write_table
 def segment_row(i, frames=5):
     return {
         "segment_id": f"s/{i:04d}", "song_id": "s", "segment_index": i, "source": "dali", "split": "train",
-        "title": "t", "artist": "a", "language": "english", "licence": "l", "start": 1.0, "end": 2.0,
+        "title": "t", "artist": "a", "language": "english", "licence": "l", "version_group": "dali:s",
+        "start": 1.0, "end": 2.0,
         "audio": {"bytes": b"fLaC", "path": "x.flac"}, "sample_rate": 16000, "duration": 1.0,
         "text": "hi", "text_original": "hi", "segment_words": [{"text": "hi", "start": 0.1, "end": 0.5}],
         "segment_notes": [], "instruments": [], "mel": np.full((frames, 80), i, np.float32), "n_mels": 80,
