@@ -24,34 +24,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
+from transforms.jamendo import dali_annotations  # noqa: E402
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-
-
-def jamendo_song(jamendo: str, name: str) -> dict:
-    """DALI `annotations` for one JamendoLyrics song: words with times, lines, paragraphs."""
-    with open(os.path.join(jamendo, "annotations/words", f"{name}.csv")) as handle:
-        times = [(float(r["word_start"]), float(r["word_end"])) for r in csv.DictReader(handle)]
-    text = open(os.path.join(jamendo, "lyrics", f"{name}.txt"), encoding="utf-8").read()
-    blocks = [[line.split() for line in b.splitlines() if line.strip()] for b in re.split(r"\n\s*\n", text.strip())]
-    words, lines, paragraphs, cursor = [], [], [], 0
-    for p, block in enumerate(blocks):
-        first_line = len(lines)
-        for line in block:
-            span = times[cursor: cursor + len(line)]
-            for w, (start, end) in zip(line, span):
-                # Word ends may overlap the next start in this annotation; clip them.
-                words.append({"text": w, "time": [start, max(start, end)], "freq": [0, 0], "index": len(lines)})
-            cursor += len(line)
-            lines.append({"text": " ".join(line), "time": [span[0][0], max(s[1] for s in span)],
-                          "freq": [0, 0], "index": p})
-        paragraphs.append({"text": "", "time": [lines[first_line]["time"][0], lines[-1]["time"][1]],
-                           "freq": [0, 0], "index": -1})
-    assert cursor == len(times), (name, cursor, len(times))
-    return {"type": "horizontal", "annot": {"notes": [], "words": words, "lines": lines,
-                                            "paragraphs": paragraphs}, "annot_param": {"fr": 0, "offset": 0}}
 
 
 def build_corpus(jamendo: str, copies: int, workdir: str) -> float:
@@ -61,7 +38,7 @@ def build_corpus(jamendo: str, copies: int, workdir: str) -> float:
     os.makedirs(os.path.join(dali, "audio"))
     seconds = 0.0
     for name in sorted(meta):
-        annotations = jamendo_song(jamendo, name)
+        annotations = dali_annotations(jamendo, name)
         y, sr = sf.read(os.path.join(jamendo, "audio", f"{name}.mp3"), dtype="float32")
         for copy in range(copies):
             song_id = f"{re.sub(r'[^A-Za-z0-9]+', '_', name)}_gain{copy}"

@@ -9,6 +9,7 @@ Flags that `run` does not know are passed to Beam as pipeline options (--runner,
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -34,6 +35,43 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--max-shard-bytes", type=int, help="upper bound on one Parquet shard's size")
     run.add_argument("--keep-output", action="store_true",
                      help="do not clear OUT/data and OUT/rejects before writing")
+
+
+def _train_parsers(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train the fusion or generator model on `segments` shards")
+    train.add_argument("kind", choices=("fusion", "generator"))
+    train.add_argument("--data", required=True, help="a lyricbeam output directory or fsspec URL")
+    train.add_argument("--run-dir", required=True, help="checkpoints, metrics.jsonl and plot.png go here")
+    train.add_argument("--steps", type=int, required=True, help="train (or resume) up to this many steps")
+    train.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    train.add_argument("--config", default="", help="run config (configs/train_*.yaml)")
+    train.add_argument("--fusion-run", help="generator only: the trained fusion run to condition through")
+    generate = sub.add_parser("generate", help="text -> audio with a trained generator run")
+    generate.add_argument("text")
+    generate.add_argument("--checkpoint", required=True, help="generator run directory")
+    generate.add_argument("-o", "--output", required=True, help="WAV file to write")
+    generate.add_argument("--seconds", type=float, default=4.0)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.train import train
+
+    history = train(args.kind, args.data, args.run_dir, args.steps, args.device, args.config,
+                    {"fusion_run": args.fusion_run})
+    evals = [r for r in history if any(k.startswith("val_") for k in r)]
+    if history:
+        print(f"{args.kind}: step {history[-1]['step']}, loss {history[-1]['loss']:.4f}")
+    if evals:
+        print(json.dumps({k: v for k, v in evals[-1].items() if k.startswith("val_")}, indent=1))
+    print(f"run: {args.run_dir} (checkpoint.pt, metrics.jsonl, plot.png)")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from training.generate import generate
+
+    print(generate(args.checkpoint, args.text, args.output, args.seconds))
+    return 0
 
 
 def _beam_options(beam_args: list[str]):
@@ -118,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
+    _train_parsers(sub)
     args, beam_args = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose or args.command == "run" else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -125,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING if not args.verbose else logging.INFO)
     if args.command == "run":
         return cmd_run(args, beam_args)
+    if beam_args:
+        parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
+    if args.command == "train":
+        return cmd_train(args)
+    if args.command == "generate":
+        return cmd_generate(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

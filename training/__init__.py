@@ -1,0 +1,1 @@
+"""Downstream training on lyricbeam `segments` shards: streaming loader, fusion and generator models."""
