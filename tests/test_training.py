@@ -150,3 +150,19 @@ def test_generator_trains_and_generates_audio(jamendo_dataset, fusion_run, tmp_p
     assert main(["generate", "ako ay may lobo", "--checkpoint", run, "-o", wav, "--seconds", "2"]) == 0
     audio, sr = sf.read(wav)
     assert sr == 16000 and abs(len(audio) / sr - 2.0) < 0.05 and np.isfinite(audio).all() and np.abs(audio).max() > 0.1
+
+
+def test_torchrun_ddp_on_cpu(jamendo_dataset, tmp_path):
+    """Two ranks through torchrun (gloo on CPU): the same code path multi-GPU runs take."""
+    import subprocess
+    import sys
+
+    run = str(tmp_path / "ddp")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "pipeline.cli",
+                           "train", "fusion", "--data", jamendo_dataset, "--run-dir", run, "--steps", "12",
+                           "--config", TINY], capture_output=True, text=True, timeout=300, cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = torch.load(os.path.join(run, "checkpoint.pt"), weights_only=False)
+    assert state["step"] == 12
+    records = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
+    assert records[-1]["step"] == 12 and np.isfinite(records[-1]["loss"])

@@ -87,8 +87,9 @@ class TextEncoder(nn.Module):
 class FusionModel(nn.Module):
     """Audio and text encoders meeting in one normalised space, trained with symmetric InfoNCE.
 
-    `fuse` combines a text and an audio embedding into one joint vector (used to condition
-    the generator and for text+audio queries).
+    `fuse` combines a text and an audio embedding into one joint vector; a matching head on
+    it is trained to tell a pair from the hardest in-batch negative (text-audio matching), so
+    the fused vector carries whether the two belong together.
     """
 
     def __init__(self, config: FusionConfig = FusionConfig()):
@@ -99,6 +100,7 @@ class FusionModel(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.fusion = nn.Sequential(nn.Linear(2 * config.embed_dim, config.embed_dim), nn.GELU(),
                                     nn.Linear(config.embed_dim, config.embed_dim))
+        self.match = nn.Linear(config.embed_dim, 1)
 
     def embed_audio(self, mel: torch.Tensor, mel_mask: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.audio(mel, mel_mask), dim=-1)
@@ -109,11 +111,24 @@ class FusionModel(nn.Module):
     def fuse(self, text: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.fusion(torch.cat([text, audio], dim=-1)), dim=-1)
 
+    def match_logit(self, text: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """Logit that `text` and `audio` (rows) belong together."""
+        return self.match(self.fuse(text, audio)).squeeze(-1)
+
     def forward(self, batch: dict) -> dict:
         audio = self.embed_audio(batch["mel"], batch["mel_mask"])
         text = self.embed_text(batch["word_emb"], batch["word_mask"], batch["text_emb"])
         logits = self.logit_scale.exp().clamp(max=100.0) * text @ audio.t()
-        return {"audio": audio, "text": text, "logits": logits, "loss": info_nce(logits)}
+        pair_logits, labels = self.match_logit(text, audio), torch.ones(len(text), device=text.device)
+        if len(text) > 1:
+            # Hardest in-batch negative audio for each text, by the contrastive similarity.
+            masked = logits.detach().clone()
+            masked.fill_diagonal_(float("-inf"))
+            negative = audio[masked.argmax(dim=1)]
+            pair_logits = torch.cat([pair_logits, self.match_logit(text, negative)])
+            labels = torch.cat([labels, torch.zeros(len(text), device=text.device)])
+        loss = info_nce(logits) + 0.5 * F.binary_cross_entropy_with_logits(pair_logits.float(), labels)
+        return {"audio": audio, "text": text, "logits": logits, "loss": loss}
 
 
 def info_nce(logits: torch.Tensor) -> torch.Tensor:

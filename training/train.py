@@ -117,7 +117,9 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------
     def stream(self, split: str, subset: str, shuffle: bool, epoch: int = 0, skip=None) -> SegmentStream:
-        return SegmentStream(self.data, split, self.loader_config, seed=self.train_config.seed, shuffle=shuffle,
+        # Training drops each reader's last partial batch: every rank then steps on full batches.
+        config = dataclasses.replace(self.loader_config, drop_last=shuffle)
+        return SegmentStream(self.data, split, config, seed=self.train_config.seed, shuffle=shuffle,
                              epoch=epoch, skip_batches=skip, holdout=self.train_config.holdout, subset=subset,
                              rank=self.rank, world_size=self.world)
 
