@@ -82,9 +82,14 @@ def _beam_options(beam_args: list[str]):
     if not standard.runner:
         standard.runner = "DirectRunner"
     if standard.runner in ("DirectRunner", "FnApiRunner"):
+        # Local default: Beam's FnApiRunner in multi_processing mode, one worker per core (the
+        # plain DirectRunner would first try to download Prism, which cannot work offline).
         direct = options.view_as(DirectOptions)
-        if "--direct_running_mode" not in " ".join(beam_args):
-            direct.direct_running_mode = "in_memory"
+        given = " ".join(beam_args)
+        if "--direct_running_mode" not in given:
+            direct.direct_running_mode = "multi_processing"
+        if "--direct_num_workers" not in given:
+            direct.direct_num_workers = os.cpu_count() or 1
     return options
 
 

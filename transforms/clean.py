@@ -29,6 +29,19 @@ class CleanConfig:
     max_file_bytes: int = 2 * 1024**3
 
 
+UNSUPPORTED_CONTAINERS = {b"ftyp": "mp4/m4a", b"\x30\x26\xb2\x75": "asf/wma", b"#!AM": "amr", b"\x1a\x45\xdf\xa3": "matroska/webm"}
+
+
+def sniff_unsupported(head: bytes) -> str:
+    """Name of a known audio container this pipeline does not decode, or ''."""
+    if head[4:8] == b"ftyp":
+        return "mp4/m4a"
+    for magic, name in UNSUPPORTED_CONTAINERS.items():
+        if head.startswith(magic):
+            return name
+    return ""
+
+
 def sniff_audio_format(head: bytes) -> str:
     """Container of an audio file from its first bytes: wav, flac, ogg, mp3, aiff or ''."""
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
@@ -63,6 +76,9 @@ def decode_audio(data: bytes, config: CleanConfig) -> tuple[np.ndarray, int, str
         raise RejectError("empty_audio", "audio file has 0 bytes")
     fmt = sniff_audio_format(data[:16])
     if not fmt:
+        unsupported = sniff_unsupported(data[:16])
+        if unsupported:
+            raise RejectError("unsupported_codec", f"{unsupported} is not decoded (convert to FLAC/WAV/MP3/Ogg)")
         raise RejectError("undecodable_audio", f"not a known audio container (starts {data[:8]!r})")
     try:
         with sf.SoundFile(io.BytesIO(data)) as handle:
@@ -76,7 +92,8 @@ def decode_audio(data: bytes, config: CleanConfig) -> tuple[np.ndarray, int, str
     except RejectError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
-        raise RejectError("undecodable_audio", f"{fmt}: {err}") from None
+        reason = "unsupported_codec" if "unsupported" in str(err).lower() or "not supported" in str(err).lower() else "undecodable_audio"
+        raise RejectError(reason, f"{fmt}: {err}") from None
     if samples.shape[0] == 0:
         raise RejectError("empty_audio", "audio decodes to 0 samples")
     if not np.all(np.isfinite(samples)):

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import re
+import shutil
 
 
 def song_names(jamendo_dir: str) -> list[str]:
@@ -57,7 +58,7 @@ def write_dali_song(out_dir: str, song_id: str, info: dict, annotations: dict) -
 
 
 def to_dali_corpus(jamendo_dir: str, out_dir: str) -> list[str]:
-    """Write every song as `out_dir/annotations/<id>.json` + `out_dir/audio/<id>.mp3` (a link)."""
+    """Write every song as `out_dir/annotations/<id>.json` + `out_dir/audio/<id>.mp3` (a copy)."""
     meta = song_metadata(jamendo_dir)
     os.makedirs(os.path.join(out_dir, "audio"), exist_ok=True)
     ids = []
@@ -68,6 +69,6 @@ def to_dali_corpus(jamendo_dir: str, out_dir: str) -> list[str]:
         write_dali_song(out_dir, song_id, info, dali_annotations(jamendo_dir, name))
         target = os.path.join(out_dir, "audio", f"{song_id}.mp3")
         if not os.path.exists(target):
-            os.symlink(os.path.abspath(os.path.join(jamendo_dir, "audio", f"{name}.mp3")), target)
+            shutil.copyfile(os.path.join(jamendo_dir, "audio", f"{name}.mp3"), target)
         ids.append(song_id)
     return ids

@@ -37,7 +37,7 @@ class QualityConfig:
     instrumental_check: bool = True
     min_vocal_activity: float = 0.15  # p90 speech probability; measured in bench/results/dedup_quality.md
     max_clip_fraction: float = 0.001
-    min_bandwidth_ratio: float = 0.40  # real bandwidth / Nyquist of the source rate
+    min_bandwidth_ratio: float = 0.40  # real bandwidth / min(Nyquist of the source rate, 20 kHz)
     min_words_per_second: float = 0.05
     max_words_per_second: float = 7.0
 
@@ -141,9 +141,12 @@ def check_quality(song: Song, config: QualityConfig) -> None:
     """Raise `RejectError` for the first quality filter `song` fails."""
     if song.clip_fraction > config.max_clip_fraction:
         raise RejectError("clipping", f"{song.clip_fraction:.4%} of samples pinned at the peak")
-    nyquist = song.source_sample_rate / 2.0
-    if nyquist and song.bandwidth_hz < config.min_bandwidth_ratio * nyquist:
-        raise RejectError("low_bandwidth", f"content ends at {song.bandwidth_hz:.0f} Hz of {nyquist:.0f} Hz")
+    # Measured against the audible band too, so a 96/192 kHz file is not faulted for
+    # having nothing above 20 kHz.
+    reference = min(song.source_sample_rate / 2.0, 20000.0)
+    if reference and song.bandwidth_hz < config.min_bandwidth_ratio * reference:
+        raise RejectError("low_bandwidth", f"content ends at {song.bandwidth_hz:.0f} Hz "
+                          f"(source rate {song.source_sample_rate} Hz)")
     if song.source == "dali" and song.words:
         rate = words_per_second(song)
         if not config.min_words_per_second <= rate <= config.max_words_per_second:

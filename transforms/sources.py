@@ -62,6 +62,25 @@ def _list(directory: str) -> list[str]:
     return sorted(paths)
 
 
+def escapes(path: str, root: str) -> bool:
+    """True when local `path` resolves (through symlinks) outside the input directory `root`."""
+    if "://" in path:
+        return False
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return os.path.commonpath([real, base]) != base
+
+
+def _split_unsafe(paths: list[str], root: str, stage_reason: str = "unsafe_path") -> tuple[list[str], list[Reject]]:
+    safe, refused = [], []
+    for path in paths:
+        if escapes(path, root):
+            refused.append(Reject(_stem(path, ANNOTATION_SUFFIXES + AUDIO_EXTENSIONS + (".csv",)), path, "discover",
+                                  stage_reason, f"resolves outside the input directory to {os.path.realpath(path)}"))
+        else:
+            safe.append(path)
+    return safe, refused
+
+
 def _stem(path: str, suffixes: Iterable[str]) -> str:
     name = posixpath.basename(path)
     for suffix in suffixes:
@@ -95,11 +114,15 @@ def discover_dali(dali_dir: str, audio_dir: str = "", metadata_path: str = "",
         annotation_files = [p for p in _list(dali_dir)
                             if p.lower().endswith(ANNOTATION_SUFFIXES) and not p.lower().endswith("metadata.json")]
     annotation_files = [p for p in annotation_files if p.lower().endswith(ANNOTATION_SUFFIXES)]
-    audio = _audio_by_id(_list(audio_dir or _join(dali_dir, "audio")))
+    annotation_files, rejects = _split_unsafe(annotation_files, dali_dir)
+    audio_root = audio_dir or _join(dali_dir, "audio")
+    audio_files, refused_audio = _split_unsafe(_list(audio_root), audio_root)
+    rejects += refused_audio
+    audio = _audio_by_id(audio_files)
     metadata: dict[str, Any] = {}
     if metadata_path:
         metadata = json.loads(read_bytes(metadata_path, MAX_ANNOTATION_BYTES).decode("utf-8"))
-    items, rejects, seen = [], [], set()
+    items, seen = [], set()
     for path in annotation_files:
         song_id = _stem(path, ANNOTATION_SUFFIXES)
         if song_id in seen:
@@ -125,9 +148,13 @@ def discover_musicnet(musicnet_dir: str, licence: str = "") -> tuple[list[Source
     items, rejects, seen = [], [], set()
     audio: dict[str, str] = {}
     for part in ("train", "test"):
-        audio.update(_audio_by_id(_list(_join(musicnet_dir, f"{part}_data"))))
+        safe, refused = _split_unsafe(_list(_join(musicnet_dir, f"{part}_data")), musicnet_dir)
+        audio.update(_audio_by_id(safe))
+        rejects += refused
     for part in ("train", "test"):
-        for path in _list(_join(musicnet_dir, f"{part}_labels")):
+        labels, refused = _split_unsafe(_list(_join(musicnet_dir, f"{part}_labels")), musicnet_dir)
+        rejects += refused
+        for path in labels:
             if not path.lower().endswith(".csv"):
                 continue
             song_id = _stem(path, (".csv",))
