@@ -1,7 +1,8 @@
 """The lyricbeam pipeline as one composite transform.
 
     discovered songs -> Read -> Clean -> Quality -> ExactDedup -> Fingerprint -> AudioNearDedup
-        -> LyricsVersions -> AssignSplit -> Features -> Embed -> ToRows -> WriteShardedParquet
+        -> LyricsVersions -> AssignSplit -> UseCachedRows -> Features -> Embed -> ToRows
+        -> (+ cached rows) -> WriteShardedParquet
     (every stage's rejects -> WriteRejects; near-duplicate groups -> WriteGroups)
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ import apache_beam as beam
 
 from pipeline.config import PipelineConfig
 from schemas.records import Reject
+from transforms.cache import UseCachedRows, settings_digest
 from transforms.clean import CleanSong
 from transforms.dedup import ExactDedup
 from transforms.embed import EmbedText
@@ -57,8 +59,9 @@ class BuildDataset(beam.PTransform):
     """Discovered items -> written shards (main output); all rejects written beside them."""
 
     def __init__(self, config: PipelineConfig, output_dir: str, items: list[SourceItem],
-                 discovery_rejects: list[Reject]):
+                 discovery_rejects: list[Reject], use_cache: bool = True):
         super().__init__()
+        self.use_cache = use_cache
         self.config = config
         self.output_dir = output_dir
         self.items = items
@@ -80,11 +83,17 @@ class BuildDataset(beam.PTransform):
         if cfg.near_dedup.lyrics:
             distinct = distinct | "LyricsVersions" >> LyricsVersions(cfg.near_dedup)
         split = distinct | "AssignSplit" >> beam.ParDo(AssignSplit(cfg.split.fractions, cfg.split.salt))
-        featured = split | "Features" >> beam.ParDo(
+        cache_dir = f"{self.output_dir.rstrip('/')}/.work/rows" if self.use_cache else ""
+        digest = settings_digest(cfg.audio, cfg.features, cfg.embed, cfg.segments)
+        todo = split | "UseCachedRows" >> beam.ParDo(UseCachedRows(cache_dir, digest)).with_outputs(
+            "cached", main="songs")
+        featured = todo.songs | "Features" >> beam.ParDo(
             ComputeFeatures(cfg.features, cfg.audio.sample_rate)).with_outputs(REJECTS, main="songs")
         embedded = featured.songs | "Embed" >> beam.ParDo(EmbedText(cfg.embed)).with_outputs(REJECTS, main="songs")
-        rows = embedded.songs | "ToRows" >> beam.ParDo(ToRows(cfg.segments)).with_outputs(REJECTS, main="rows")
-        shards = rows.rows | "Write" >> WriteShardedParquet(
+        rows = embedded.songs | "ToRows" >> beam.ParDo(
+            ToRows(cfg.segments, cache_dir, digest)).with_outputs(REJECTS, main="rows")
+        all_rows = (rows.rows, todo.cached) | "WithCachedRows" >> beam.Flatten()
+        shards = all_rows | "Write" >> WriteShardedParquet(
             self.output_dir, cfg.audio.sample_rate, cfg.write.max_shard_bytes)
         discovered_rejects = pbegin | "DiscoveryRejects" >> beam.Create(self.discovery_rejects)
         rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, *near_rejects,

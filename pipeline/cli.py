@@ -35,6 +35,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--max-shard-bytes", type=int, help="upper bound on one Parquet shard's size")
     run.add_argument("--keep-output", action="store_true",
                      help="do not clear OUT/data and OUT/rejects before writing")
+    run.add_argument("--no-cache", action="store_true",
+                     help="recompute every song (default: reuse rows cached in OUT/.work by an earlier run)")
 
 
 def _train_parsers(sub: argparse._SubParsersAction) -> None:
@@ -141,7 +143,7 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if not args.keep_output:
         _clear_output(output_dir)
     pipeline = beam.Pipeline(options=_beam_options(beam_args))
-    _ = pipeline | "BuildDataset" >> BuildDataset(config, output_dir, items, rejects)
+    _ = pipeline | "BuildDataset" >> BuildDataset(config, output_dir, items, rejects, use_cache=not args.no_cache)
     result = pipeline.run()
     result.wait_until_finish()
     wall = time.perf_counter() - started

@@ -144,9 +144,15 @@ class ToRows(RejectingDoFn):
     stage = "rows"
     many = True
 
-    def __init__(self, config: SegmentConfig):
+    def __init__(self, config: SegmentConfig, cache_dir: str = "", cache_digest: str = ""):
         super().__init__()
         self.config = config
+        self.cache_dir, self.cache_digest = cache_dir, cache_digest
 
     def transform(self, song: Song) -> list[tuple[str, dict]]:
-        return [("songs", song_row(song))] + [("segments", r) for r in segment_rows(song, self.config)]
+        rows = [("songs", song_row(song))] + [("segments", r) for r in segment_rows(song, self.config)]
+        if self.cache_dir:
+            from transforms.cache import cache_key, write_cached_rows
+
+            write_cached_rows(self.cache_dir, cache_key(song, self.cache_digest), rows, song.sample_rate)
+        return rows
