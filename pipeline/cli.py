@@ -142,7 +142,10 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     LOG.info("discovered %d songs (%d refused at discovery)", songs_in, len(rejects))
     if not args.keep_output:
         _clear_output(output_dir)
-    pipeline = beam.Pipeline(options=_beam_options(beam_args))
+    from pipeline.config import beam_option_args
+
+    # Options from the config file first, so the same flags given on the command line win.
+    pipeline = beam.Pipeline(options=_beam_options(beam_option_args(config.beam_options) + beam_args))
     _ = pipeline | "BuildDataset" >> BuildDataset(config, output_dir, items, rejects, use_cache=not args.no_cache)
     result = pipeline.run()
     result.wait_until_finish()

@@ -57,6 +57,20 @@ class PipelineConfig:
     split: SplitConfig = SplitConfig()
     write: WriteConfig = WriteConfig()
     dataset: DatasetConfig = DatasetConfig()
+    beam_options: tuple = ()  # (name, value) pairs passed to Beam as --name=value; flags win
+
+
+def beam_option_args(options: tuple) -> list[str]:
+    """`--name=value` arguments for Beam from a config's `beam_options` pairs."""
+    args = []
+    for name, value in options:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for item in values:
+            if item is True:
+                args.append(f"--{name}")
+            elif item not in (False, None):
+                args.append(f"--{name}={item}")
+    return args
 
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(PipelineConfig)}
@@ -105,6 +119,9 @@ def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = No
         base_dir = os.path.dirname(os.path.abspath(path))
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
+    beam_options = raw.pop("beam_options", None) or {}
+    if not isinstance(beam_options, dict):
+        raise ConfigError("beam_options must be a mapping of Beam pipeline options")
     unknown = set(raw) - set(_SECTION_TYPES)
     if unknown:
         raise ConfigError(f"unknown section(s) {sorted(unknown)}; known: {sorted(_SECTION_TYPES)}")
@@ -114,7 +131,7 @@ def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = No
         if values:
             merged = {**dataclasses.asdict(sections[name]), **values}
             sections[name] = _section(name, merged, os.getcwd())
-    config = PipelineConfig(**sections)
+    config = PipelineConfig(**sections, beam_options=tuple(sorted(beam_options.items())))
     if config.features.f0_tracker not in F0_TRACKERS:
         raise ConfigError(f"features.f0_tracker must be one of {F0_TRACKERS}")
     if not (config.inputs.dali_dir or config.inputs.musicnet_dir):

@@ -7,6 +7,8 @@ from schemas.records import AnnotationEvent, Song
 from transforms.dedup import ExactDedup, canonical_rank, choose_canonical
 from transforms.split import SPLITS, AssignSplit, artist_key, assign_split
 
+from conftest import ROOT
+
 
 def song(song_id, digest, fmt="flac", rate=44100, words=0, artist="A"):
     return Song(song_id, "dali", f"{song_id}.json", pcm_sha256=digest, source_format=fmt,
@@ -57,3 +59,17 @@ def test_no_artist_crosses_splits_in_beam():
 def test_songs_without_artist_split_by_id():
     a, b = song("one", "h", artist=""), song("two", "h", artist="")
     assert artist_key(a) != artist_key(b)
+
+
+def test_config_beam_options_become_flags_and_command_line_wins(tmp_path):
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+
+    from pipeline.config import beam_option_args, load_config
+
+    config = load_config(str(ROOT / "configs/dataflow.yaml"), {"inputs": {"dali_dir": "gs://b/dali"}})
+    args = beam_option_args(config.beam_options)
+    assert "--runner=DataflowRunner" in args and "--experiments=use_runner_v2" in args
+    options = PipelineOptions(args + ["--region=europe-west4"])
+    assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    assert options.view_as(GoogleCloudOptions).region == "europe-west4"
+    assert load_config(str(ROOT / "configs/flink.yaml"), {"inputs": {"dali_dir": "/d"}}).beam_options
