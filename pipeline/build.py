@@ -3,7 +3,7 @@
     discovered songs -> Read -> Clean -> Quality -> ExactDedup -> Fingerprint -> AudioNearDedup
         -> LyricsVersions -> AssignSplit -> UseCachedRows -> Features -> Embed -> ToRows
         -> (+ cached rows) -> WriteShardedParquet
-    (every stage's rejects -> WriteRejects; near-duplicate groups -> WriteGroups)
+    (every stage's rejects -> OUT/rejects/; near-duplicate groups -> OUT/dedup/)
 """
 from __future__ import annotations
 
@@ -25,34 +25,16 @@ from transforms.split import AssignSplit
 from transforms.write import WriteShardedParquet
 
 
-class WriteRejects(beam.PTransform):
-    """Rejects -> `OUT/rejects/rejects-00000-of-00001.jsonl`, one JSON object per line."""
+class WriteJsonLines(beam.PTransform):
+    """JSON-line strings -> one file `<prefix>-00000-of-00001.jsonl` (Beam's atomic text sink)."""
 
-    def __init__(self, output_dir: str):
+    def __init__(self, prefix: str):
         super().__init__()
-        self.output_dir = output_dir.rstrip("/")
+        self.prefix = prefix
 
-    def expand(self, rejects):
-        return (rejects
-                | "ToJson" >> beam.Map(reject_to_json_line)
-                | "WriteJsonLines" >> beam.io.WriteToText(
-                    f"{self.output_dir}/rejects/rejects", file_name_suffix=".jsonl", num_shards=1,
-                    shard_name_template="-SSSSS-of-NNNNN"))
-
-
-class WriteGroups(beam.PTransform):
-    """Near-duplicate groups -> `OUT/dedup/near_duplicate_groups-00000-of-00001.jsonl`."""
-
-    def __init__(self, output_dir: str):
-        super().__init__()
-        self.output_dir = output_dir.rstrip("/")
-
-    def expand(self, groups):
-        return (groups
-                | "ToJsonLines" >> beam.FlatMap(groups_json_lines)
-                | "WriteJsonLines" >> beam.io.WriteToText(
-                    f"{self.output_dir}/dedup/near_duplicate_groups", file_name_suffix=".jsonl", num_shards=1,
-                    shard_name_template="-SSSSS-of-NNNNN"))
+    def expand(self, lines):
+        return lines | "WriteToText" >> beam.io.WriteToText(
+            self.prefix, file_name_suffix=".jsonl", num_shards=1, shard_name_template="-SSSSS-of-NNNNN")
 
 
 class BuildDataset(beam.PTransform):
@@ -78,7 +60,8 @@ class BuildDataset(beam.PTransform):
         if cfg.near_dedup.audio:
             printed = unique.songs | "Fingerprint" >> beam.ParDo(ComputeFingerprint()).with_outputs(REJECTS, main="songs")
             near = printed.songs | "AudioNearDedup" >> AudioNearDedup(cfg.near_dedup)
-            near["groups"] | "WriteGroups" >> WriteGroups(self.output_dir)
+            (near["groups"] | "GroupsToJson" >> beam.FlatMap(groups_json_lines)
+             | "WriteGroups" >> WriteJsonLines(f"{self.output_dir.rstrip('/')}/dedup/near_duplicate_groups"))
             distinct, near_rejects = near["songs"], [printed.rejects, near["rejects"]]
         if cfg.near_dedup.lyrics:
             distinct = distinct | "LyricsVersions" >> LyricsVersions(cfg.near_dedup)
@@ -99,5 +82,6 @@ class BuildDataset(beam.PTransform):
         rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, *near_rejects,
                     featured.rejects, embedded.rejects, rows.rejects)
                    | "AllRejects" >> beam.Flatten())
-        rejects | "WriteRejects" >> WriteRejects(self.output_dir)
+        (rejects | "RejectsToJson" >> beam.Map(reject_to_json_line)
+         | "WriteRejects" >> WriteJsonLines(f"{self.output_dir.rstrip('/')}/rejects/rejects"))
         return shards
