@@ -4,8 +4,9 @@
         --workdir /tmp/lyricbeam-bench --json bench/results/throughput.json
 
 Builds a DALI-form corpus from the JamendoLyrics songs (real audio, real word and line
-times), `--copies` times each at a different gain so every copy is distinct PCM (exact
-dedup keeps them all), adds the bundled sample corpus, runs `lyricbeam run` in this process
+times), `--copies` times each: the original, then pitch-shifted by +2, -2, +4, ... semitones,
+so every copy is a different recording to the near-duplicate stage (a gain change would be
+caught as a near-duplicate, as it should), adds the bundled sample corpus, runs `lyricbeam run` in this process
 on the local runner, and prints audio-seconds per wall-second (whole run), per CPU-second
 (= per core), per stage (from the stages' busy-time counters), and peak RSS.
 """
@@ -24,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import librosa  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from transforms.jamendo import dali_annotations  # noqa: E402
@@ -41,13 +43,14 @@ def build_corpus(jamendo: str, copies: int, workdir: str) -> float:
         annotations = dali_annotations(jamendo, name)
         y, sr = sf.read(os.path.join(jamendo, "audio", f"{name}.mp3"), dtype="float32")
         for copy in range(copies):
-            song_id = f"{re.sub(r'[^A-Za-z0-9]+', '_', name)}_gain{copy}"
+            steps = 0 if copy == 0 else (2 * ((copy + 1) // 2)) * (1 if copy % 2 else -1)
+            song_id = f"{re.sub(r'[^A-Za-z0-9]+', '_', name)}_pitch{steps:+d}"
             info = {"id": song_id, "artist": meta[name]["Artist"], "title": meta[name]["Title"],
                     "metadata": {"language": meta[name]["Language"].lower()}}
             json.dump({"info": info, "annotations": annotations},
                       open(os.path.join(dali, "annotations", f"{song_id}.json"), "w"))
-            sf.write(os.path.join(dali, "audio", f"{song_id}.flac"), y * 10 ** (-3 * copy / 20), sr,
-                     subtype="PCM_16")
+            audio = y if steps == 0 else librosa.effects.pitch_shift(y.mean(axis=1), sr=sr, n_steps=steps)
+            sf.write(os.path.join(dali, "audio", f"{song_id}.flac"), audio, sr, subtype="PCM_16")
             seconds += len(y) / sr
     for sub in ("annotations", "audio"):
         for f in os.listdir(os.path.join(ROOT, "sample/dali", sub)):
@@ -71,7 +74,8 @@ def main() -> None:
     output = os.path.join(args.workdir, "out")
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
-    code = lyricbeam(["run", "--config", os.path.join(ROOT, "configs/default.yaml"),
+    code = lyricbeam(["run", "--no-cache", "--direct_running_mode", "in_memory",
+                      "--config", os.path.join(ROOT, "configs/default.yaml"),
                       "--dali-dir", os.path.join(corpus, "dali"), "--musicnet-dir", os.path.join(corpus, "musicnet"),
                       "--output", output])
     wall = time.perf_counter() - start
@@ -87,7 +91,7 @@ def main() -> None:
                              "x_real_time": counters["audio_ms"] / counters["busy_ms"]}
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "runner": "DirectRunner (FnApiRunner in_memory, 1 worker)",
+        "runner": "DirectRunner (FnApiRunner in_memory, 1 worker process)",
         "songs_in": stats["songs_in"], "songs_out": stats["songs_out"], "rejected": stats["rejected"],
         "audio_seconds_out": audio, "wall_s": wall, "cpu_s": cpu,
         "x_real_time_wall": audio / wall, "x_real_time_per_cpu_second": audio / cpu,
