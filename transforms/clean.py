@@ -181,14 +181,121 @@ def lyrics_text(lines: list[AnnotationEvent], words: list[AnnotationEvent],
     return "\n".join(out)
 
 
-def clean_song(song: Song, audio_bytes: bytes, config: CleanConfig) -> Song:
-    """Decode, downmix, resample and validate `song`; normalise its text."""
-    samples, rate, fmt = decode_audio(audio_bytes, config)
-    digest = pcm_sha256(samples, rate)
-    channels = samples.shape[1]
-    clipped, bandwidth = clip_fraction(samples), bandwidth_hz(samples, rate)
-    mono = to_mono_resampled(samples, rate, config.sample_rate)
-    del samples
+@dataclasses.dataclass
+class DecodedAudio:
+    mono: np.ndarray  # float32 at the target rate
+    rate: int  # of the source
+    channels: int
+    fmt: str
+    digest: str
+    clip_fraction: float
+    bandwidth_hz: float
+
+
+BLOCK_SECONDS = 30
+
+
+def decode_streaming(source, config: CleanConfig) -> DecodedAudio:
+    """Decode block by block, so memory holds one block of the source, not the whole file.
+
+    Two passes over the file: the first finds the peak (clipping is judged against it) and
+    refuses non-finite samples; the second hashes, measures, downmixes and resamples (soxr's
+    streaming resampler gives the same samples as resampling the whole signal at once).
+    """
+    import soxr
+
+    handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    head = handle.read(16)
+    if not head:
+        raise RejectError("empty_audio", "audio file has 0 bytes")
+    if not sniff_audio_format(head):
+        decode_audio(head, config)  # raises the right reason for an unknown container
+    handle.seek(0)
+    fmt = sniff_audio_format(head)
+    try:
+        with sf.SoundFile(handle) as audio:
+            frames, rate, channels = audio.frames, audio.samplerate, audio.channels
+            if rate <= 0 or channels <= 0:
+                raise RejectError("undecodable_audio", "header has no sample rate or channels")
+            if frames > 0 and frames / rate > config.max_duration_s:
+                raise RejectError("too_long", f"{frames / rate:.1f} s > {config.max_duration_s} s")
+            block = BLOCK_SECONDS * rate
+            peak, seen = 0.0, 0
+            for chunk in audio.blocks(blocksize=block, dtype="float32", always_2d=True):
+                if not np.all(np.isfinite(chunk)):
+                    raise RejectError("undecodable_audio", "audio holds NaN or infinite samples")
+                peak = max(peak, float(np.abs(chunk).max()) if chunk.size else 0.0)
+                seen += len(chunk)
+            if seen == 0:
+                raise RejectError("empty_audio", "audio decodes to 0 samples")
+            audio.seek(0)
+            digest = hashlib.sha256(f"{rate}:{channels}:".encode())
+            slices = _bandwidth_slices(seen, rate)
+            picked: list[np.ndarray] = []
+            resampler = soxr.ResampleStream(rate, config.sample_rate, 1, dtype="float32", quality="HQ") \
+                if rate != config.sample_rate else None
+            out: list[np.ndarray] = []
+            pinned_run, clipped, position = 0, 0, 0
+            for chunk in audio.blocks(blocksize=block, dtype="float32", always_2d=True):
+                pcm = np.clip(np.round(chunk * 32768.0), -32768, 32767).astype("<i2")
+                digest.update(np.ascontiguousarray(pcm).tobytes())
+                pinned_run, clipped = _count_clipped(np.abs(chunk).max(axis=1), peak, pinned_run, clipped)
+                mono_source = chunk.mean(axis=1, dtype=np.float64).astype(np.float32)
+                picked += [mono_source[max(a, position) - position: min(b, position + len(chunk)) - position]
+                           for a, b in slices if a < position + len(chunk) and b > position]
+                position += len(chunk)
+                last = position >= seen
+                out.append(resampler.resample_chunk(mono_source, last=last) if resampler else mono_source)
+            if pinned_run >= 4:
+                clipped += pinned_run
+    except RejectError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        reason = "unsupported_codec" if "unsupported" in str(err).lower() or "not supported" in str(err).lower() else "undecodable_audio"
+        raise RejectError(reason, f"{fmt}: {err}") from None
+    mono = np.ascontiguousarray(np.concatenate(out) if out else np.zeros(0, np.float32), dtype=np.float32)
+    bandwidth = bandwidth_hz(np.concatenate(picked), rate) if picked else 0.0
+    return DecodedAudio(mono, rate, channels, fmt, digest.hexdigest(), clipped / seen, bandwidth)
+
+
+def _bandwidth_slices(frames: int, rate: int, max_seconds: float = 60.0) -> list[tuple[int, int]]:
+    # The stretches bandwidth_hz would sample: all of a short file, else 60 one-second slices.
+    if frames <= max_seconds * rate:
+        return [(0, frames)]
+    starts = np.linspace(0, frames - rate, int(max_seconds)).astype(int)
+    return [(int(a), int(a) + rate) for a in starts]
+
+
+def _count_clipped(level: np.ndarray, peak: float, run: int, clipped: int) -> tuple[int, int]:
+    # Runs of >= 4 samples pinned within 2 LSB of the peak, carried across blocks.
+    pinned = level >= peak - 2.0 / 32768
+    for value in pinned if len(pinned) < 64 else ():
+        run, clipped = (run + 1, clipped) if value else (0, clipped + (run if run >= 4 else 0))
+    if len(pinned) >= 64:
+        padded = np.concatenate([[False], pinned, [False]])
+        edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+        starts, ends = edges[0::2], edges[1::2]
+        lengths = ends - starts
+        if len(lengths):
+            if starts[0] == 0:  # continues the run from the previous block
+                lengths = lengths.copy()
+                lengths[0] += run
+            closed = lengths[:-1] if ends[-1] == len(pinned) else lengths
+            clipped += int(closed[closed >= 4].sum())
+            run = int(lengths[-1]) if ends[-1] == len(pinned) else 0
+        else:
+            clipped, run = clipped + (run if run >= 4 else 0), 0
+    return run, clipped
+
+
+def clean_song(song: Song, audio: bytes, config: CleanConfig) -> Song:
+    """Decode, downmix, resample and validate `song`; normalise its text.
+
+    `audio` is the file's bytes or a seekable binary file object.
+    """
+    decoded = decode_streaming(audio, config)
+    rate, channels, fmt, digest = decoded.rate, decoded.channels, decoded.fmt, decoded.digest
+    clipped, bandwidth, mono = decoded.clip_fraction, decoded.bandwidth_hz, decoded.mono
     duration = check_audio(mono, config.sample_rate, config)
     levels = {"notes": song.notes, "words": song.words, "lines": song.lines, "paragraphs": song.paragraphs}
     check_times(levels, duration, config.times_tolerance_s)
@@ -231,10 +338,20 @@ class CleanSong(RejectingDoFn):
     def transform(self, song: Song) -> Song:
         if not song.audio_path:
             raise RejectError("missing_audio", "no audio file for this id")
+        from apache_beam.io.filesystems import FileSystems
+
+        if not FileSystems.exists(song.audio_path):
+            raise RejectError("missing_audio", f"{song.audio_path} does not exist")
         try:
-            data = read_bytes(song.audio_path, self.config.max_file_bytes)
+            size = FileSystems.match([song.audio_path])[0].metadata_list[0].size_in_bytes
+            if size > self.config.max_file_bytes:
+                raise RejectError("too_large", f"{size} bytes > {self.config.max_file_bytes}")
+            handle = FileSystems.open(song.audio_path, compression_type="uncompressed")
         except FileNotFoundError as err:
             raise RejectError("missing_audio", str(err)) from None
+        except RejectError:
+            raise
         except OSError as err:
             raise RejectError("unreadable_audio", str(err)) from None
-        return clean_song(song, data, self.config)
+        with handle:
+            return clean_song(song, handle, self.config)
