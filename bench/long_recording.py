@@ -13,12 +13,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def main() -> None:
@@ -55,16 +54,12 @@ def main() -> None:
     with open(config, "w") as handle:
         handle.write("audio: {max_duration_s: 7200}\n")
     out_dir = os.path.join(args.workdir, "out")
-    wrapper = ("import json, resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-               "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); u = resource.getrusage(resource.RUSAGE_CHILDREN); "
-               "print(json.dumps({'maxrss_kib': u.ru_maxrss}))")
-    command = [sys.executable, "-c", "import sys; from pipeline.cli import main; sys.exit(main(sys.argv[1:]))",
-               "run", "--config", config, "--dali-dir", dali, "--output", out_dir, "--no-cache",
-               "--direct_running_mode", "multi_processing", "--direct_num_workers", "1"]
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", wrapper, *command], check=True, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    rss = json.loads(done.stdout.strip().splitlines()[-1])["maxrss_kib"] / 1024
+    from measure import lyricbeam_command, run_measured
+
+    measured = run_measured(lyricbeam_command(
+        "run", "--config", config, "--dali-dir", dali, "--output", out_dir, "--no-cache",
+        "--direct_running_mode", "multi_processing", "--direct_num_workers", "1"), ROOT)
+    wall, rss = measured["wall_s"], measured["peak_rss_mib"]
     stats = json.load(open(os.path.join(out_dir, "stats.json")))
     result = {"minutes": args.minutes, "wav_mib": os.path.getsize(wav) / 2**20,
               "decoded_float32_stereo_mib": target * 2 * 4 / 2**20, "songs_out": stats["songs_out"],

@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
@@ -23,25 +21,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(corpus: str, out: str, workers: int) -> dict:
-    command = [sys.executable, "-c", "import sys; from pipeline.cli import main; sys.exit(main(sys.argv[1:]))",
-               "run", "--config", os.path.join(ROOT, "configs/default.yaml"),
-               "--dali-dir", os.path.join(corpus, "dali"), "--musicnet-dir", os.path.join(corpus, "musicnet"),
-               "--output", out, "--no-cache", "--direct_running_mode", "multi_processing",
-               "--direct_num_workers", str(workers)]
-    # A fresh wrapper per run, so its RUSAGE_CHILDREN (the largest process of the run's tree)
-    # is this run's alone.
-    wrapper = ("import json, resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-               "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); u = resource.getrusage(resource.RUSAGE_CHILDREN); "
-               "print(json.dumps({'maxrss_kib': u.ru_maxrss, 'cpu_s': u.ru_utime + u.ru_stime}))")
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", wrapper, *command], check=True, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    usage = json.loads(done.stdout.strip().splitlines()[-1])
+    from measure import lyricbeam_command, run_measured
+
+    command = lyricbeam_command(
+        "run", "--config", os.path.join(ROOT, "configs/default.yaml"),
+        "--dali-dir", os.path.join(corpus, "dali"), "--musicnet-dir", os.path.join(corpus, "musicnet"),
+        "--output", out, "--no-cache", "--direct_running_mode", "multi_processing",
+        "--direct_num_workers", str(workers))
+    measured = run_measured(command, ROOT)
     stats = json.load(open(os.path.join(out, "stats.json")))
     audio = stats["audio_hours"] * 3600
-    return {"workers": workers, "wall_s": wall, "cpu_s": usage["cpu_s"], "audio_s": audio,
+    wall = measured["wall_s"]
+    return {"workers": workers, "wall_s": wall, "cpu_s": measured["cpu_s"], "audio_s": audio,
             "x_real_time": audio / wall, "x_real_time_per_worker": audio / wall / workers,
-            "peak_rss_mib_largest_process": usage["maxrss_kib"] / 1024}
+            "peak_rss_mib_largest_process": measured["peak_rss_mib"]}
 
 
 def main() -> None:
