@@ -25,6 +25,10 @@ from transforms.split import AssignSplit
 from transforms.write import WriteShardedParquet
 
 
+def work_audio_dir(output_dir: str) -> str:
+    return f"{output_dir.rstrip('/')}/.work/audio"
+
+
 class WriteJsonLines(beam.PTransform):
     """JSON-line strings -> one file `<prefix>-00000-of-00001.jsonl` (Beam's atomic text sink)."""
 
@@ -53,7 +57,9 @@ class BuildDataset(beam.PTransform):
         cfg = self.config
         items = pbegin | "Discovered" >> beam.Create(self.items, reshuffle=True)
         read = items | "Read" >> ReadSources()
-        clean = read.songs | "Clean" >> beam.ParDo(CleanSong(cfg.audio)).with_outputs(REJECTS, main="songs")
+        # Decoded audio goes to work files, so only paths and small fields cross the shuffles.
+        clean = read.songs | "Clean" >> beam.ParDo(CleanSong(cfg.audio, work_audio_dir(self.output_dir))).with_outputs(
+            REJECTS, main="songs")
         good = clean.songs | "Quality" >> beam.ParDo(QualityFilter(cfg.quality)).with_outputs(REJECTS, main="songs")
         unique = good.songs | "ExactDedup" >> ExactDedup()
         distinct, near_rejects = unique.songs, []

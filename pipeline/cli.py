@@ -36,7 +36,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--keep-output", action="store_true",
                      help="do not clear OUT/data and OUT/rejects before writing")
     run.add_argument("--no-cache", action="store_true",
-                     help="recompute every song (default: reuse rows cached in OUT/.work by an earlier run)")
+                     help="recompute every song (default: reuse the decoded audio and rows an earlier, "
+                          "interrupted run left in OUT/.work)")
 
 
 def _train_parsers(sub: argparse._SubParsersAction) -> None:
@@ -142,6 +143,11 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     LOG.info("discovered %d songs (%d refused at discovery)", songs_in, len(rejects))
     if not args.keep_output:
         _clear_output(output_dir)
+    from pipeline.build import work_audio_dir
+    from transforms.audio_store import delete_work_audio
+
+    if args.no_cache:
+        delete_work_audio(work_audio_dir(output_dir))
     from pipeline.config import beam_option_args
 
     # Options from the config file first, so the same flags given on the command line win.
@@ -157,6 +163,8 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if not stats["accounted"]:
         print("lyricbeam: songs out + rejected != songs in: some input was lost", file=sys.stderr)
         return 3
+    # Decoded audio is only kept to resume an interrupted run; the rows cache stays.
+    delete_work_audio(work_audio_dir(output_dir))
     return 0
 
 

@@ -66,7 +66,9 @@ class Song:
     text: str = ""  # normalised lyrics, or the MusicNet description
     text_original: str = ""
     # Filled by clean.
-    audio: Optional[np.ndarray] = None  # mono float32 at sample_rate
+    audio: Optional[np.ndarray] = None  # mono float32 at sample_rate, when held in memory
+    audio_file: str = ""  # else: the work file holding it (transforms/audio_store.py)
+    audio_samples: int = 0
     sample_rate: int = 0
     duration: float = 0.0
     source_sample_rate: int = 0

@@ -41,6 +41,9 @@ def test_resume_after_kill_minus_9(sample_run, tmp_path):
     hits = stats["stages"]["cache"].get("hits", 0)
     computed = stats["stages"]["features"].get("in", 0)
     assert 1 <= hits < 4 and hits + computed == 4  # finished songs were not recomputed
+    # Songs decoded before the kill are not decoded again; the work audio is gone after success.
+    assert stats["stages"]["clean"].get("decode_reused", 0) >= hits
+    assert not (out / ".work" / "audio").exists()
     assert shard_digests(out) == shard_digests(sample_run)
     assert sorted(json.loads(l)["song_id"] for l in open(glob.glob(f"{out}/rejects/*.jsonl")[0])) == \
         sorted(json.loads(l)["song_id"] for l in open(glob.glob(f"{sample_run}/rejects/*.jsonl")[0]))

@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from schemas.records import AnnotationEvent, Song
+from transforms.audio_store import AudioFileWriter, audio_file_path, read_sidecar
 from transforms.quality import bandwidth_hz, clip_fraction
 from transforms.rejects import RejectError, RejectingDoFn
 
@@ -113,12 +114,17 @@ def to_mono_resampled(samples: np.ndarray, rate: int, target_rate: int) -> np.nd
 
 def check_audio(mono: np.ndarray, rate: int, config: CleanConfig) -> float:
     """Reject too-short, too-long or silent audio; return its duration in seconds."""
-    duration = mono.shape[0] / rate
+    rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64)))) if len(mono) else 0.0
+    return check_audio_stats(mono.shape[0], rms, rate, config)
+
+
+def check_audio_stats(samples: int, rms: float, rate: int, config: CleanConfig) -> float:
+    """`check_audio` from the sample count and RMS level alone."""
+    duration = samples / rate
     if duration < config.min_duration_s:
         raise RejectError("too_short", f"{duration:.2f} s < {config.min_duration_s} s")
     if duration > config.max_duration_s:
         raise RejectError("too_long", f"{duration:.1f} s > {config.max_duration_s} s")
-    rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
     level = 20 * np.log10(rms) if rms > 0 else -np.inf
     if level < config.silence_dbfs:
         raise RejectError("silent_audio", f"RMS {level:.1f} dBFS < {config.silence_dbfs} dBFS")
@@ -183,7 +189,9 @@ def lyrics_text(lines: list[AnnotationEvent], words: list[AnnotationEvent],
 
 @dataclasses.dataclass
 class DecodedAudio:
-    mono: np.ndarray  # float32 at the target rate
+    mono: np.ndarray | None  # float32 at the target rate; None when written to a sink
+    samples: int  # at the target rate
+    rms: float
     rate: int  # of the source
     channels: int
     fmt: str
@@ -195,8 +203,11 @@ class DecodedAudio:
 BLOCK_SECONDS = 30
 
 
-def decode_streaming(source, config: CleanConfig) -> DecodedAudio:
+def decode_streaming(source, config: CleanConfig, sink=None) -> DecodedAudio:
     """Decode block by block, so memory holds one block of the source, not the whole file.
+
+    With a `sink` (anything with `write(block)`), the mono target-rate blocks go to it and
+    are not kept; without one they are joined into `DecodedAudio.mono`.
 
     Two passes over the file: the first finds the peak (clipping is judged against it) and
     refuses non-finite samples; the second hashes, measures, downmixes and resamples (soxr's
@@ -235,17 +246,24 @@ def decode_streaming(source, config: CleanConfig) -> DecodedAudio:
             resampler = soxr.ResampleStream(rate, config.sample_rate, 1, dtype="float32", quality="HQ") \
                 if rate != config.sample_rate else None
             out: list[np.ndarray] = []
-            pinned_run, clipped, position = 0, 0, 0
+            pinned_run, clipped, position, produced, energy = 0, 0, 0, 0, 0.0
             for chunk in audio.blocks(blocksize=block, dtype="float32", always_2d=True):
                 pcm = np.clip(np.round(chunk * 32768.0), -32768, 32767).astype("<i2")
                 digest.update(np.ascontiguousarray(pcm).tobytes())
                 pinned_run, clipped = _count_clipped(np.abs(chunk).max(axis=1), peak, pinned_run, clipped)
                 mono_source = chunk.mean(axis=1, dtype=np.float64).astype(np.float32)
-                picked += [mono_source[max(a, position) - position: min(b, position + len(chunk)) - position]
+                # Copies, so the slices do not keep every block's samples alive.
+                picked += [mono_source[max(a, position) - position: min(b, position + len(chunk)) - position].copy()
                            for a, b in slices if a < position + len(chunk) and b > position]
                 position += len(chunk)
                 last = position >= seen
-                out.append(resampler.resample_chunk(mono_source, last=last) if resampler else mono_source)
+                mono = resampler.resample_chunk(mono_source, last=last) if resampler else mono_source
+                produced += len(mono)
+                energy += float(np.square(mono, dtype=np.float64).sum())
+                if sink is not None:
+                    sink.write(mono)
+                else:
+                    out.append(mono)
             if pinned_run >= 4:
                 clipped += pinned_run
     except RejectError:
@@ -253,9 +271,11 @@ def decode_streaming(source, config: CleanConfig) -> DecodedAudio:
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
         reason = "unsupported_codec" if "unsupported" in str(err).lower() or "not supported" in str(err).lower() else "undecodable_audio"
         raise RejectError(reason, f"{fmt}: {err}") from None
-    mono = np.ascontiguousarray(np.concatenate(out) if out else np.zeros(0, np.float32), dtype=np.float32)
+    mono = None if sink is not None else np.ascontiguousarray(
+        np.concatenate(out) if out else np.zeros(0, np.float32), dtype=np.float32)
     bandwidth = bandwidth_hz(np.concatenate(picked), rate) if picked else 0.0
-    return DecodedAudio(mono, rate, channels, fmt, digest.hexdigest(), clipped / seen, bandwidth)
+    rms = float(np.sqrt(energy / produced)) if produced else 0.0
+    return DecodedAudio(mono, produced, rms, rate, channels, fmt, digest.hexdigest(), clipped / seen, bandwidth)
 
 
 def _bandwidth_slices(frames: int, rate: int, max_seconds: float = 60.0) -> list[tuple[int, int]]:
@@ -288,15 +308,26 @@ def _count_clipped(level: np.ndarray, peak: float, run: int, clipped: int) -> tu
     return run, clipped
 
 
-def clean_song(song: Song, audio: bytes, config: CleanConfig) -> Song:
+def decoded_fields(decoded: DecodedAudio) -> dict:
+    """What decoding measured, as JSON-able fields (the audio-store sidecar keeps them)."""
+    return {"samples": decoded.samples, "rms": decoded.rms, "source_sample_rate": decoded.rate,
+            "source_channels": decoded.channels, "source_format": decoded.fmt, "pcm_sha256": decoded.digest,
+            "clip_fraction": decoded.clip_fraction, "bandwidth_hz": decoded.bandwidth_hz}
+
+
+def clean_song(song: Song, audio, config: CleanConfig, sink=None) -> Song:
     """Decode, downmix, resample and validate `song`; normalise its text.
 
-    `audio` is the file's bytes or a seekable binary file object.
+    `audio` is the file's bytes or a seekable binary file object. With a `sink` the decoded
+    samples are written to it instead of being kept in `Song.audio`.
     """
-    decoded = decode_streaming(audio, config)
-    rate, channels, fmt, digest = decoded.rate, decoded.channels, decoded.fmt, decoded.digest
-    clipped, bandwidth, mono = decoded.clip_fraction, decoded.bandwidth_hz, decoded.mono
-    duration = check_audio(mono, config.sample_rate, config)
+    decoded = decode_streaming(audio, config, sink)
+    return clean_decoded(song.replace(audio=decoded.mono), decoded_fields(decoded), config)
+
+
+def clean_decoded(song: Song, fields: dict, config: CleanConfig) -> Song:
+    """Validate a decoded song (`fields` from `decoded_fields`) and normalise its annotations and text."""
+    duration = check_audio_stats(fields["samples"], fields["rms"], config.sample_rate, config)
     levels = {"notes": song.notes, "words": song.words, "lines": song.lines, "paragraphs": song.paragraphs}
     check_times(levels, duration, config.times_tolerance_s)
     words, lines = normalize_events(song.words), normalize_events(song.lines)
@@ -309,10 +340,11 @@ def clean_song(song: Song, audio: bytes, config: CleanConfig) -> Song:
     else:
         text_original, text = song.text_original or song.text, normalize_text(song.text)
     return song.replace(
-        audio=mono, sample_rate=config.sample_rate, duration=duration, source_sample_rate=rate,
-        source_channels=channels, source_format=fmt, pcm_sha256=digest, words=words, lines=lines,
+        sample_rate=config.sample_rate, duration=duration, audio_samples=fields["samples"],
+        source_sample_rate=fields["source_sample_rate"], source_channels=fields["source_channels"],
+        source_format=fields["source_format"], pcm_sha256=fields["pcm_sha256"], words=words, lines=lines,
         paragraphs=paragraphs, notes=notes, text=text, text_original=text_original,
-        clip_fraction=clipped, bandwidth_hz=bandwidth)
+        clip_fraction=fields["clip_fraction"], bandwidth_hz=fields["bandwidth_hz"])
 
 
 def read_bytes(path: str, limit: int) -> bytes:
@@ -327,13 +359,23 @@ def read_bytes(path: str, limit: int) -> bytes:
 
 
 class CleanSong(RejectingDoFn):
-    """Song with `audio_path` -> song with mono resampled audio and normalised text."""
+    """Song with `audio_path` -> song with mono resampled audio and normalised text.
+
+    With `work_dir`, the decoded audio goes to a work file there (see `audio_store`) and a
+    song decoded by an earlier, interrupted run is not decoded again.
+    """
 
     stage = "clean"
 
-    def __init__(self, config: CleanConfig):
+    def __init__(self, config: CleanConfig, work_dir: str = ""):
         super().__init__()
         self.config = config
+        self.work_dir = work_dir
+
+    def setup(self) -> None:
+        from apache_beam.metrics import Metrics
+
+        self._reused = Metrics.counter(self.stage, "decode_reused")
 
     def transform(self, song: Song) -> Song:
         if not song.audio_path:
@@ -346,6 +388,13 @@ class CleanSong(RejectingDoFn):
             size = FileSystems.match([song.audio_path])[0].metadata_list[0].size_in_bytes
             if size > self.config.max_file_bytes:
                 raise RejectError("too_large", f"{size} bytes > {self.config.max_file_bytes}")
+            stored = ""
+            if self.work_dir:
+                stored = audio_file_path(self.work_dir, song, size, repr(self.config))
+                fields = read_sidecar(stored)
+                if fields is not None:
+                    self._reused.inc()
+                    return clean_decoded(song.replace(audio_file=stored), fields, self.config)
             handle = FileSystems.open(song.audio_path, compression_type="uncompressed")
         except FileNotFoundError as err:
             raise RejectError("missing_audio", str(err)) from None
@@ -354,4 +403,14 @@ class CleanSong(RejectingDoFn):
         except OSError as err:
             raise RejectError("unreadable_audio", str(err)) from None
         with handle:
-            return clean_song(song, handle, self.config)
+            if not stored:
+                return clean_song(song, handle, self.config)
+            writer = AudioFileWriter(stored)
+            try:
+                decoded = decode_streaming(handle, self.config, sink=writer)
+                cleaned = clean_decoded(song.replace(audio_file=stored), decoded_fields(decoded), self.config)
+            except BaseException:
+                writer.abort()
+                raise
+            writer.commit(decoded_fields(decoded))
+            return cleaned

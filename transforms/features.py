@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 
 from schemas.records import Song
+from transforms.audio_store import song_length, song_samples
 from transforms.rejects import RejectingDoFn
 
 F0_TRACKERS = ("praat_ac", "praat_cc", "yin", "pyin", "none")
@@ -28,12 +29,38 @@ class FeatureConfig:
     tempo: bool = True
 
 
+BLOCK_FRAMES = 6000  # 60 s at a 10 ms hop: memory holds a block's spectrogram, not the song's
+PITCH_MARGIN_S = 1.0  # context each side of a block for Praat's pitch path
+
+
 def log_mel(y: np.ndarray, sr: int, n_mels: int = 80, n_fft: int = 400, hop_length: int = 160,
             fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
-    """Log-mel power spectrogram in dB (ref 1.0, floor -100 dB), shape (frames, n_mels)."""
+    """Log-mel power spectrogram in dB (ref 1.0, floor -100 dB), shape (frames, n_mels).
+
+    Frames are centred (zero padding at the ends): frame `i` covers samples around `i * hop_length`.
+    """
+    reader = _array_reader(y)
+    return _log_mel_frames(reader, sr, 0, _frame_count(len(y), hop_length),
+                           n_mels, n_fft, hop_length, fmin, fmax)
+
+
+def _array_reader(y: np.ndarray):
+    def read(start: int, stop: int) -> np.ndarray:
+        out = np.zeros(max(0, stop - start), np.float32)
+        a, b = max(0, start), min(len(y), stop)
+        if b > a:
+            out[a - start: b - start] = y[a:b]
+        return out
+    return read
+
+
+def _log_mel_frames(read, sr: int, first: int, stop: int, n_mels: int, n_fft: int, hop_length: int,
+                    fmin: float, fmax: float | None) -> np.ndarray:
+    # Frames [first, stop) of the centred spectrogram, from exactly the samples they cover.
     import librosa
 
-    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length,
+    stretch = read(first * hop_length - n_fft // 2, (stop - 1) * hop_length - n_fft // 2 + n_fft)
+    mel = librosa.feature.melspectrogram(y=stretch, sr=sr, n_fft=n_fft, hop_length=hop_length, center=False,
                                          n_mels=n_mels, fmin=fmin, fmax=fmax, power=2.0)
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).clip(min=-100.0).T.astype(np.float32)
 
@@ -42,20 +69,28 @@ def _frame_count(n_samples: int, hop: int) -> int:
     return 1 + n_samples // hop
 
 
-def _praat_f0(y: np.ndarray, sr: int, hop: int, fmin: float, fmax: float, method: str):
+def _praat_f0(y: np.ndarray, sr: int, hop: int, fmin: float, fmax: float, method: str,
+              grid: np.ndarray | None = None, offset_s: float = 0.0, silence_threshold: float = 0.03):
+    # F0 at the times `grid` (s) from Praat's pitch of `y`, which starts at `offset_s`.
     import parselmouth
 
     sound = parselmouth.Sound(y.astype(np.float64), sampling_frequency=sr)
     step = hop / sr
-    if method == "praat_ac":
-        pitch = sound.to_pitch_ac(time_step=step, pitch_floor=fmin, pitch_ceiling=fmax)
-    else:
-        pitch = sound.to_pitch_cc(time_step=step, pitch_floor=fmin, pitch_ceiling=fmax)
+    if grid is None:
+        grid = np.arange(_frame_count(len(y), hop)) * step
+    try:
+        if method == "praat_ac":
+            pitch = sound.to_pitch_ac(time_step=step, pitch_floor=fmin, pitch_ceiling=fmax,
+                                      silence_threshold=silence_threshold)
+        else:
+            pitch = sound.to_pitch_cc(time_step=step, pitch_floor=fmin, pitch_ceiling=fmax,
+                                      silence_threshold=silence_threshold)
+    except parselmouth.PraatError:  # a stretch shorter than Praat's analysis window
+        return np.zeros(len(grid), np.float32), np.zeros(len(grid), bool)
     values = pitch.selected_array["frequency"]
-    times = pitch.xs()
-    grid = np.arange(_frame_count(len(y), hop)) * step
+    times = pitch.xs() + offset_s
     if len(values) == 0:
-        return np.zeros_like(grid, dtype=np.float32), np.zeros(grid.shape, dtype=bool)
+        return np.zeros(len(grid), np.float32), np.zeros(len(grid), bool)
     # Praat frames are centred from its own t1; map to ours by nearest frame.
     idx = np.clip(np.round((grid - times[0]) / step).astype(int), 0, len(values) - 1)
     inside = (grid >= times[0] - step) & (grid <= times[-1] + step)
@@ -91,24 +126,87 @@ def track_f0(y: np.ndarray, sr: int, hop_length: int, method: str = "praat_ac",
     return f0, np.asarray(voiced, dtype=bool)
 
 
-def tempo_and_beats(y: np.ndarray, sr: int, hop_length: int = 512) -> tuple[float, np.ndarray]:
-    """Global tempo (BPM) and beat times (s) from librosa's onset-strength beat tracker."""
+def _praat_f0_blocks(read, n: int, sr: int, hop: int, method: str, fmin: float, fmax: float,
+                     peak: float) -> tuple[np.ndarray, np.ndarray]:
+    # Praat judges silence against the loudest sample of the sound it is given; scaling
+    # the threshold by (song peak / stretch peak) keeps that judgement song-wide.
+    n_frames, step = _frame_count(n, hop), hop / sr
+    margin = int(PITCH_MARGIN_S * sr)
+    f0s, flags = [], []
+    for first in range(0, n_frames, BLOCK_FRAMES):
+        stop = min(n_frames, first + BLOCK_FRAMES)
+        a, b = max(0, first * hop - margin), min(n, (stop - 1) * hop + margin)
+        stretch = read(a, b)
+        local = float(np.abs(stretch).max()) if len(stretch) else 0.0
+        grid = np.arange(first, stop) * step
+        if local <= 0:
+            f0s.append(np.zeros(len(grid), np.float32))
+            flags.append(np.zeros(len(grid), bool))
+            continue
+        f0, voiced = _praat_f0(stretch, sr, hop, fmin, fmax, method, grid=grid, offset_s=a / sr,
+                               silence_threshold=min(1.0, 0.03 * peak / local))
+        f0s.append(f0)
+        flags.append(voiced)
+    return np.concatenate(f0s), np.concatenate(flags)
+
+
+def tempo_and_beats(y: np.ndarray, sr: int, hop_length: int = 160, n_fft: int = 400,
+                    n_mels: int = 80) -> tuple[float, np.ndarray]:
+    """Global tempo (BPM) and beat times (s) of audio `y` (see `tempo_from_mel`)."""
+    return tempo_from_mel(log_mel(y, sr, n_mels=n_mels, n_fft=n_fft, hop_length=hop_length), sr, hop_length)
+
+
+TEMPO_POOL = 3  # onset frames pooled for beat tracking: 30 ms at a 10 ms hop, near librosa's 23 ms
+
+
+def tempo_from_mel(mel_db: np.ndarray, sr: int, hop_length: int) -> tuple[float, np.ndarray]:
+    """Global tempo (BPM) and beat times (s) by librosa's beat tracker on the log-mel spectral flux.
+
+    The onset envelope is librosa's default (mean positive difference of consecutive
+    log-mel frames, floored 80 dB below the loudest) taken from the stored mel, so no second
+    spectrogram is computed; it is max-pooled over `TEMPO_POOL` frames, as beat tracking
+    costs grow with the frame rate and gain nothing above ~40 frames per second.
+    """
     import librosa
 
-    onset = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop_length)
-    tempo, beats = librosa.beat.beat_track(onset_envelope=onset, sr=sr, hop_length=hop_length, units="time")
+    if len(mel_db) < 2 * TEMPO_POOL:
+        return 0.0, np.zeros(0, np.float32)
+    floor = float(mel_db.max()) - 80.0
+    onset = np.zeros(len(mel_db), np.float32)
+    for first in range(1, len(mel_db), BLOCK_FRAMES):
+        block = np.maximum(mel_db[first - 1: first + BLOCK_FRAMES], floor)
+        onset[first: first + len(block) - 1] = np.maximum(0.0, np.diff(block, axis=0)).mean(axis=1)
+    pooled = onset[: len(onset) // TEMPO_POOL * TEMPO_POOL].reshape(-1, TEMPO_POOL).max(axis=1)
+    tempo, beats = librosa.beat.beat_track(onset_envelope=pooled, sr=sr, hop_length=hop_length * TEMPO_POOL,
+                                           units="time")
     return float(np.atleast_1d(tempo)[0]), np.asarray(beats, dtype=np.float32)
 
 
 def compute_features(song: Song, config: FeatureConfig) -> Song:
-    """Song with mel, f0/voicing, tempo and beats filled in."""
-    y, sr = song.audio, song.sample_rate
-    mel = log_mel(y, sr, config.n_mels, config.n_fft, config.hop_length, config.fmin, config.fmax)
-    f0, voiced = track_f0(y, sr, config.hop_length, config.f0_tracker, config.f0_min_hz, config.f0_max_hz)
-    f0, voiced = f0[: len(mel)], voiced[: len(mel)]
-    tempo, beats = tempo_and_beats(y, sr) if config.tempo else (0.0, np.zeros(0, np.float32))
-    return song.replace(mel=mel, mel_hop_seconds=config.hop_length / sr, f0_hz=f0, voiced=voiced,
-                        f0_hop_seconds=config.hop_length / sr, tempo_bpm=tempo, beat_times=beats)
+    """Song with mel, f0/voicing, tempo and beats filled in, computed block by block."""
+    sr, hop, n = song.sample_rate, config.hop_length, song_length(song)
+
+    def read(start: int, stop: int) -> np.ndarray:
+        return song_samples(song, start, stop)
+
+    n_frames = _frame_count(n, hop)
+    mel = np.empty((n_frames, config.n_mels), np.float32)
+    peak = 0.0
+    for first in range(0, n_frames, BLOCK_FRAMES):
+        stop = min(n_frames, first + BLOCK_FRAMES)
+        mel[first:stop] = _log_mel_frames(read, sr, first, stop, config.n_mels, config.n_fft, hop,
+                                          config.fmin, config.fmax)
+        block = read(first * hop, min(n, stop * hop))
+        peak = max(peak, float(np.abs(block).max()) if len(block) else 0.0)
+    if config.f0_tracker in ("praat_ac", "praat_cc"):
+        f0, voiced = _praat_f0_blocks(read, n, sr, hop, config.f0_tracker, config.f0_min_hz,
+                                      config.f0_max_hz, peak)
+    else:  # the librosa trackers are for comparison runs and take the whole song
+        f0, voiced = track_f0(read(0, n), sr, hop, config.f0_tracker, config.f0_min_hz, config.f0_max_hz)
+    f0, voiced = f0[:n_frames], voiced[:n_frames]
+    tempo, beats = tempo_from_mel(mel, sr, hop) if config.tempo else (0.0, np.zeros(0, np.float32))
+    return song.replace(mel=mel, mel_hop_seconds=hop / sr, f0_hz=f0, voiced=voiced,
+                        f0_hop_seconds=hop / sr, tempo_bpm=tempo, beat_times=beats)
 
 
 def warm_up(config: FeatureConfig, sr: int) -> None:

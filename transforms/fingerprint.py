@@ -36,22 +36,71 @@ class Fingerprint:
     frames: int
 
 
+PEAK_BLOCK_FRAMES = 4096  # ~131 s at 8 kHz: spectrogram memory is one block, not the song
+
+
+def resample_blocks(blocks, sr: int, target: int):
+    """Resample consecutive blocks with soxr's streaming resampler (same samples as one-shot HQ)."""
+    import soxr
+
+    if sr == target:
+        yield from blocks
+        return
+    stream = soxr.ResampleStream(sr, target, 1, dtype="float32", quality="HQ")
+    pending = None
+    for block in blocks:
+        if pending is not None:
+            yield stream.resample_chunk(pending, last=False)
+        pending = np.asarray(block, dtype=np.float32)
+    if pending is not None:
+        yield stream.resample_chunk(pending, last=True)
+
+
+def framed_stretch(y: np.ndarray, first: int, stop: int, n_fft: int, hop: int) -> np.ndarray:
+    """Samples under frames `[first, stop)` of a centred, zero-padded STFT of `y` (for `center=False`)."""
+    begin, end = first * hop - n_fft // 2, (stop - 1) * hop - n_fft // 2 + n_fft
+    out = np.zeros(end - begin, np.float32)
+    a, b = max(0, begin), min(len(y), end)
+    if b > a:
+        out[a - begin: b - begin] = y[a:b]
+    return out
+
+
 def spectral_peaks(y: np.ndarray, sr: int, config: FingerprintConfig = FingerprintConfig()) -> np.ndarray:
     """(frame, bin) of the strongest local spectrogram maxima, at most `peaks_per_second`."""
+    if sr != config.sample_rate:
+        y = np.concatenate(list(resample_blocks([y], sr, config.sample_rate)))
+    return _peaks_of(np.asarray(y, dtype=np.float32), config)
+
+
+def _peaks_of(y: np.ndarray, config: FingerprintConfig) -> np.ndarray:
+    # Block by block over frames; each block is computed with the filter's reach of extra
+    # frames on both sides, so the peaks are exactly those of the whole spectrogram.
     import librosa
     from scipy.ndimage import maximum_filter
 
-    if sr != config.sample_rate:
-        y = librosa.resample(y, orig_sr=sr, target_sr=config.sample_rate, res_type="soxr_hq")
-    spec = np.abs(librosa.stft(y, n_fft=config.n_fft, hop_length=config.hop, center=True))
-    db = 20 * np.log10(spec + 1e-6)
-    size = (2 * config.neighborhood_bins + 1, 2 * config.neighborhood_frames + 1)
-    is_peak = (db == maximum_filter(db, size=size, mode="constant", cval=-np.inf))
-    is_peak &= db > max(db.max() - 70.0, -100.0)  # ignore digital silence and the noise floor
-    is_peak[:2] = False  # DC
-    bins, frames = np.nonzero(is_peak)
-    strength = db[bins, frames]
-    budget = int(np.ceil(config.peaks_per_second * db.shape[1] * config.hop / config.sample_rate))
+    n_frames = 1 + len(y) // config.hop
+    reach = config.neighborhood_frames
+    size = (2 * config.neighborhood_bins + 1, 2 * reach + 1)
+    found, loudest = [], -np.inf
+    for first in range(0, n_frames, PEAK_BLOCK_FRAMES):
+        stop = min(n_frames, first + PEAK_BLOCK_FRAMES)
+        lo, hi = max(0, first - reach), min(n_frames, stop + reach)
+        stretch = framed_stretch(y, lo, hi, config.n_fft, config.hop)
+        db = 20 * np.log10(np.abs(librosa.stft(stretch, n_fft=config.n_fft, hop_length=config.hop,
+                                                center=False)) + 1e-6)
+        inner = slice(first - lo, stop - lo)
+        is_peak = (db == maximum_filter(db, size=size, mode="constant", cval=-np.inf))[:, inner]
+        db = db[:, inner]
+        loudest = max(loudest, float(db.max()))
+        is_peak &= db > -100.0
+        is_peak[:2] = False  # DC
+        bins, frames = np.nonzero(is_peak)
+        found.append((frames + first, bins, db[bins, frames]))
+    frames, bins, strength = (np.concatenate(parts) for parts in zip(*found))
+    keep = strength > loudest - 70.0  # ignore digital silence and the noise floor
+    frames, bins, strength = frames[keep], bins[keep], strength[keep]
+    budget = int(np.ceil(config.peaks_per_second * n_frames * config.hop / config.sample_rate))
     if len(strength) > budget:
         keep = np.argpartition(-strength, budget)[:budget]
         bins, frames = bins[keep], frames[keep]
@@ -92,7 +141,14 @@ def _targets(peaks: np.ndarray, config: FingerprintConfig) -> np.ndarray:
 
 def fingerprint(y: np.ndarray, sr: int, config: FingerprintConfig = FingerprintConfig()) -> Fingerprint:
     """Landmark hashes, their anchor times and the candidate keys of mono audio `y`."""
-    peaks = spectral_peaks(y, sr, config).astype(np.int64)
+    return fingerprint_blocks([y], sr, config)
+
+
+def fingerprint_blocks(blocks, sr: int, config: FingerprintConfig = FingerprintConfig()) -> Fingerprint:
+    """`fingerprint` of audio given as consecutive blocks (only the 8 kHz signal is held whole)."""
+    y8 = [b for b in resample_blocks(blocks, sr, config.sample_rate)]
+    y8 = np.concatenate(y8) if y8 else np.zeros(0, np.float32)
+    peaks = _peaks_of(y8, config).astype(np.int64)
     targets = _targets(peaks, config)
     anchors = np.repeat(np.arange(len(peaks)), config.fan_out)
     flat = targets.reshape(-1)
@@ -113,7 +169,7 @@ def fingerprint(y: np.ndarray, sr: int, config: FingerprintConfig = FingerprintC
             keys.append(packed)
     mixed = _mix64(np.concatenate(keys)) if keys else np.zeros(0, np.uint64)
     sampled = np.unique(mixed[mixed % np.uint64(config.key_sample_mod) == 0])
-    frames = int(np.ceil(len(y) * config.sample_rate / sr / config.hop)) if sr else 0
+    frames = int(np.ceil(len(y8) / config.hop))
     order = np.argsort(times, kind="stable")
     return Fingerprint(hashes[order].astype(np.uint32), times[order].astype(np.int32), sampled, frames)
 

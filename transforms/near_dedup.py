@@ -28,7 +28,8 @@ from apache_beam.metrics import Metrics
 
 from schemas.records import Reject, Song
 from transforms.dedup import LOSSLESS, song_key
-from transforms.fingerprint import Fingerprint, FingerprintConfig, fingerprint, match_score
+from transforms.audio_store import song_blocks
+from transforms.fingerprint import Fingerprint, FingerprintConfig, fingerprint_blocks, match_score
 from transforms.rejects import RejectingDoFn
 
 
@@ -73,7 +74,8 @@ class ComputeFingerprint(RejectingDoFn):
         self.config = config
 
     def transform(self, song: Song) -> Song:
-        return song.replace(fingerprint=fingerprint(song.audio, song.sample_rate, self.config))
+        blocks = (block for _, block in song_blocks(song, 60 * song.sample_rate))
+        return song.replace(fingerprint=fingerprint_blocks(blocks, song.sample_rate, self.config))
 
 
 def candidate_pairs(group: Iterable[str], max_group_size: int) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ import threading
 import numpy as np
 
 from schemas.records import Song
+from transforms.audio_store import song_blocks, song_length
 from transforms.rejects import RejectError, RejectingDoFn
 
 LANGUAGE_CODES = {
@@ -86,8 +87,17 @@ _VAD = {}
 _VAD_LOCK = threading.Lock()
 
 
+VAD_WINDOW = 512
+VAD_BLOCK = 10000 * VAD_WINDOW  # 320 s at 16 kHz: the model's own batch size
+
+
 def vocal_activity(y: np.ndarray, sr: int = 16000) -> float:
     """90th percentile of Silero VAD's speech probability over 32 ms chunks (0..1)."""
+    return vocal_activity_blocks((y[i: i + VAD_BLOCK] for i in range(0, len(y), VAD_BLOCK)), sr)
+
+
+def vocal_activity_blocks(blocks, sr: int = 16000) -> float:
+    """`vocal_activity` of audio given as consecutive blocks (each a multiple of 512 samples but the last)."""
     if sr != 16000:
         raise ValueError("vocal_activity expects 16 kHz audio")
     with _VAD_LOCK:
@@ -95,11 +105,14 @@ def vocal_activity(y: np.ndarray, sr: int = 16000) -> float:
             from faster_whisper.vad import get_vad_model
 
             _VAD["model"] = get_vad_model()
-    usable = len(y) // 512 * 512
-    if usable == 0:
+    probs = []
+    for block in blocks:
+        usable = len(block) // VAD_WINDOW * VAD_WINDOW
+        if usable:
+            probs.append(_VAD["model"](np.ascontiguousarray(block[:usable], dtype=np.float32)).reshape(-1))
+    if not probs:
         return 0.0
-    probs = _VAD["model"](np.ascontiguousarray(y[:usable], dtype=np.float32)).reshape(-1)
-    return float(np.quantile(probs, 0.9))
+    return float(np.quantile(np.concatenate(probs), 0.9))
 
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -127,8 +140,9 @@ def words_per_second(song: Song) -> float:
 def measure(song: Song, config: QualityConfig) -> Song:
     """Fill vocal activity and lyrics language (the rest comes from clean)."""
     changes = {}
-    if config.instrumental_check and song.source == "dali" and song.audio is not None:
-        changes["vocal_activity"] = vocal_activity(song.audio, song.sample_rate)
+    if config.instrumental_check and song.source == "dali" and song_length(song):
+        blocks = (block for _, block in song_blocks(song, VAD_BLOCK))
+        changes["vocal_activity"] = vocal_activity_blocks(blocks, song.sample_rate)
     if config.language_check and song.source == "dali" and song.text:
         words = _WORD.findall(song.text)
         if len(words) >= config.language_min_words:

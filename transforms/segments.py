@@ -13,6 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from schemas.records import AnnotationEvent, Song
+from transforms.audio_store import song_blocks, song_length, song_samples
 from transforms.rejects import RejectingDoFn
 
 
@@ -27,6 +28,15 @@ def flac_bytes(y: np.ndarray, sr: int) -> bytes:
     """Encode mono float audio as 16-bit FLAC."""
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def song_flac_bytes(song: Song, block_seconds: int = 60) -> bytes:
+    """Encode a song's whole audio as 16-bit FLAC, reading it block by block."""
+    buffer = io.BytesIO()
+    with sf.SoundFile(buffer, "w", song.sample_rate, 1, format="FLAC", subtype="PCM_16") as out:
+        for _, block in song_blocks(song, block_seconds * song.sample_rate):
+            out.write(np.clip(block, -1.0, 1.0))
     return buffer.getvalue()
 
 
@@ -53,7 +63,7 @@ def song_row(song: Song) -> dict:
         "song_id": song.song_id, "source": song.source, "split": song.split, "title": song.title,
         "artist": song.artist, "language": song.language, "licence": song.licence,
         "source_path": song.source_path, "audio_path": song.audio_path,
-        "audio": {"bytes": flac_bytes(song.audio, song.sample_rate), "path": f"{song.song_id}.flac"},
+        "audio": {"bytes": song_flac_bytes(song), "path": f"{song.song_id}.flac"},
         "sample_rate": song.sample_rate, "duration": song.duration,
         "source_sample_rate": song.source_sample_rate, "source_channels": song.source_channels,
         "source_format": song.source_format, "pcm_sha256": song.pcm_sha256,
@@ -102,7 +112,7 @@ def segment_rows(song: Song, config: SegmentConfig = SegmentConfig()) -> list[di
     sr = song.sample_rate
     hop = song.mel_hop_seconds or 0.01
     for index, (start, end, line) in enumerate(segment_spans(song, config)):
-        clip = song.audio[int(round(start * sr)): int(round(end * sr))]
+        clip = song_samples(song, int(round(start * sr)), min(song_length(song), int(round(end * sr))))
         first, last = int(round(start / hop)), int(round(end / hop))
         if line >= 0:
             word_ids = [w for w, word in enumerate(song.words) if word.parent == line]
