@@ -3,6 +3,7 @@
     discovered songs -> Read -> Clean -> Quality -> ExactDedup -> Fingerprint -> AudioNearDedup
         -> LyricsVersions -> AssignSplit -> UseCachedRows -> Features -> Embed -> ToRows
         -> (+ cached rows) -> WriteShardedParquet
+    (rows go to per-song files under OUT/.work/rows; only references to them reach the writer)
     (every stage's rejects -> OUT/rejects/; near-duplicate groups -> OUT/dedup/)
 """
 from __future__ import annotations
@@ -72,15 +73,15 @@ class BuildDataset(beam.PTransform):
         if cfg.near_dedup.lyrics:
             distinct = distinct | "LyricsVersions" >> LyricsVersions(cfg.near_dedup)
         split = distinct | "AssignSplit" >> beam.ParDo(AssignSplit(cfg.split.fractions, cfg.split.salt))
-        cache_dir = f"{self.output_dir.rstrip('/')}/.work/rows" if self.use_cache else ""
+        rows_dir = f"{self.output_dir.rstrip('/')}/.work/rows"
         digest = settings_digest(cfg.audio, cfg.features, cfg.embed, cfg.segments)
-        todo = split | "UseCachedRows" >> beam.ParDo(UseCachedRows(cache_dir, digest)).with_outputs(
+        todo = split | "UseCachedRows" >> beam.ParDo(UseCachedRows(rows_dir if self.use_cache else "", digest)).with_outputs(
             "cached", main="songs")
         featured = todo.songs | "Features" >> beam.ParDo(
             ComputeFeatures(cfg.features, cfg.audio.sample_rate)).with_outputs(REJECTS, main="songs")
         embedded = featured.songs | "Embed" >> beam.ParDo(EmbedText(cfg.embed)).with_outputs(REJECTS, main="songs")
         rows = embedded.songs | "ToRows" >> beam.ParDo(
-            ToRows(cfg.segments, cache_dir, digest)).with_outputs(REJECTS, main="rows")
+            ToRows(cfg.segments, rows_dir, digest)).with_outputs(REJECTS, main="rows")
         all_rows = (rows.rows, todo.cached) | "WithCachedRows" >> beam.Flatten()
         shards = all_rows | "Write" >> WriteShardedParquet(
             self.output_dir, cfg.audio.sample_rate, cfg.write.max_shard_bytes)

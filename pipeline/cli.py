@@ -147,7 +147,7 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from transforms.audio_store import delete_work_audio
 
     if args.no_cache:
-        delete_work_audio(work_audio_dir(output_dir))
+        delete_work_audio(f"{output_dir}/.work")
     from pipeline.config import beam_option_args
 
     # Options from the config file first, so the same flags given on the command line win.

@@ -27,7 +27,7 @@ def test_resume_after_kill_minus_9(sample_run, tmp_path):
     proc = subprocess.Popen(command, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 240
-    while time.time() < deadline and not glob.glob(f"{out}/.work/rows/*/*.songs.parquet"):
+    while time.time() < deadline and not glob.glob(f"{out}/.work/rows/*/*.refs.json"):
         assert proc.poll() is None, "the run ended before it could be killed"
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started

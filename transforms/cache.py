@@ -1,20 +1,22 @@
-"""Row cache: what a song became is kept under `OUT/.work/rows/`, so a re-run after a crash
-does not recompute it.
+"""Per-song row files: what a song became is written under `OUT/.work/rows/`.
 
-A song's rows are cached by `ToRows` (atomically: hidden temp name, then rename) under a key
-of its id, decoded-PCM hash, schema version and every setting that shapes its rows. On the
-next run `UseCachedRows`, placed after the cross-song decisions (dedup, versions, split,
-which stay global and so identical), sends cached songs straight to the writer and skips
-features, embeddings and row building for them.
+`ToRows` writes each song's rows to its own Parquet files (atomically: hidden temp name,
+then rename) under a key of its id, decoded-PCM hash, schema version and every setting
+that shapes its rows, and passes on only `RowRef`s; the writer gathers each shard's rows
+from those files. So rows (an hour-long song's row is hundreds of MB) never cross a
+shuffle, and a re-run after a crash finds the files: `UseCachedRows`, placed after the
+cross-song decisions (dedup, versions, split, which stay global and so identical), sends
+a finished song's references straight to the writer and skips features, embeddings and
+row building for it.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+from typing import NamedTuple
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -35,33 +37,53 @@ def cache_key(song: Song, digest: str) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
+class RowRef(NamedTuple):
+    """Where one written row lives until the writer puts it into its shard: only this crosses the shuffle."""
+
+    config: str
+    split: str
+    row_id: str
+    est_bytes: int
+    path: str
+    index: int
+
+
 def cache_paths(cache_dir: str, key: str) -> dict[str, str]:
-    return {config: f"{cache_dir}/{key[:2]}/{key}.{config}.parquet" for config in CONFIGS}
+    paths = {config: f"{cache_dir}/{key[:2]}/{key}.{config}.parquet" for config in CONFIGS}
+    paths["refs"] = f"{cache_dir}/{key[:2]}/{key}.refs.json"
+    return paths
 
 
-def write_cached_rows(cache_dir: str, key: str, rows: list[tuple[str, dict]], sample_rate: int) -> None:
-    from transforms.write import rows_to_table, write_table
+def write_cached_rows(cache_dir: str, key: str, rows: list[tuple[str, dict]], sample_rate: int) -> list[RowRef]:
+    """Write a song's rows to its per-song Parquet files; return their references."""
+    from transforms.write import estimate_row_bytes, row_id, rows_to_table, write_table
 
     paths = cache_paths(cache_dir, key)
-    # segments first, songs last: a songs file means the entry is complete.
-    for config in ("segments", "songs"):
-        table = rows_to_table(config, [r for c, r in rows if c == config], sample_rate)
-        write_table(table, paths[config])
-
-
-def read_cached_rows(cache_dir: str, key: str) -> list[tuple[str, dict]] | None:
-    paths = cache_paths(cache_dir, key)
-    if not FileSystems.exists(paths["songs"]):
-        return None
-    rows = []
+    refs = []
     for config in CONFIGS:
-        with FileSystems.open(paths[config]) as handle:
-            rows += [(config, row) for row in pq.read_table(handle).to_pylist()]
-    return rows
+        chosen = [r for c, r in rows if c == config]
+        write_table(rows_to_table(config, chosen, sample_rate), paths[config])
+        refs += [RowRef(config, r["split"], row_id(config, r), estimate_row_bytes(r), paths[config], i)
+                 for i, r in enumerate(chosen)]
+    # Written last: a refs file means the entry is complete.
+    temp = paths["refs"] + ".tmp"
+    with FileSystems.create(temp) as handle:
+        handle.write(json.dumps([list(r) for r in refs]).encode())
+    FileSystems.rename([temp], [paths["refs"]])
+    return refs
+
+
+def read_cached_refs(cache_dir: str, key: str) -> list[RowRef] | None:
+    """The row references of a completed cache entry, or None."""
+    path = cache_paths(cache_dir, key)["refs"]
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as handle:
+        return [RowRef(*r) for r in json.loads(handle.read().decode())]
 
 
 class UseCachedRows(beam.DoFn):
-    """Song -> itself (main), or its cached rows on the `cached` output."""
+    """Song -> itself (main), or its cached row references on the `cached` output."""
 
     def __init__(self, cache_dir: str, digest: str):
         self.cache_dir, self.digest = cache_dir, digest
@@ -69,11 +91,11 @@ class UseCachedRows(beam.DoFn):
         self._misses = Metrics.counter("cache", "misses")
 
     def process(self, song: Song):
-        rows = read_cached_rows(self.cache_dir, cache_key(song, self.digest)) if self.cache_dir else None
-        if rows is None:
+        refs = read_cached_refs(self.cache_dir, cache_key(song, self.digest)) if self.cache_dir else None
+        if refs is None:
             self._misses.inc()
             yield song
             return
         self._hits.inc()
-        for pair in rows:
-            yield beam.pvalue.TaggedOutput("cached", pair)
+        for ref in refs:
+            yield beam.pvalue.TaggedOutput("cached", ref)

@@ -177,9 +177,32 @@ def tempo_from_mel(mel_db: np.ndarray, sr: int, hop_length: int) -> tuple[float,
         block = np.maximum(mel_db[first - 1: first + BLOCK_FRAMES], floor)
         onset[first: first + len(block) - 1] = np.maximum(0.0, np.diff(block, axis=0)).mean(axis=1)
     pooled = onset[: len(onset) // TEMPO_POOL * TEMPO_POOL].reshape(-1, TEMPO_POOL).max(axis=1)
-    tempo, beats = librosa.beat.beat_track(onset_envelope=pooled, sr=sr, hop_length=hop_length * TEMPO_POOL,
-                                           units="time")
-    return float(np.atleast_1d(tempo)[0]), np.asarray(beats, dtype=np.float32)
+    hop = hop_length * TEMPO_POOL
+    tempo = float(np.atleast_1d(librosa.feature.tempo(tg=mean_tempogram(pooled, sr, hop), sr=sr,
+                                                      hop_length=hop))[0])
+    _, beats = librosa.beat.beat_track(onset_envelope=pooled, sr=sr, hop_length=hop, bpm=tempo, units="time")
+    return tempo, np.asarray(beats, dtype=np.float32)
+
+
+TEMPOGRAM_BLOCK = 20000  # onset frames (10 min at 30 ms) per tempogram block
+
+
+def mean_tempogram(onset: np.ndarray, sr: int, hop_length: int, ac_size: float = 8.0) -> np.ndarray:
+    """Time-averaged autocorrelation tempogram, shape (win, 1), computed block by block.
+
+    librosa's tempo estimate averages the full tempogram (win x frames) over time; for an
+    hour of audio that matrix alone is gigabytes, so the average is accumulated per block.
+    """
+    import librosa
+
+    win = int(librosa.time_to_frames(ac_size, sr=sr, hop_length=hop_length))
+    total, frames = np.zeros((win, 1)), 0
+    for first in range(0, len(onset), TEMPOGRAM_BLOCK):
+        block = onset[first: first + TEMPOGRAM_BLOCK]
+        tg = librosa.feature.tempogram(onset_envelope=block, sr=sr, hop_length=hop_length, win_length=win)
+        total += tg.sum(axis=1, keepdims=True)
+        frames += tg.shape[1]
+    return total / max(frames, 1)
 
 
 def compute_features(song: Song, config: FeatureConfig) -> Song:

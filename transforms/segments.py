@@ -149,20 +149,18 @@ def segment_rows(song: Song, config: SegmentConfig = SegmentConfig()) -> list[di
 
 
 class ToRows(RejectingDoFn):
-    """Song -> ("songs", row) and ("segments", row) pairs, each row tagged with its split."""
+    """Song -> its rows written to per-song files under `rows_dir`; outputs their `RowRef`s."""
 
     stage = "rows"
     many = True
 
-    def __init__(self, config: SegmentConfig, cache_dir: str = "", cache_digest: str = ""):
+    def __init__(self, config: SegmentConfig, rows_dir: str, cache_digest: str):
         super().__init__()
         self.config = config
-        self.cache_dir, self.cache_digest = cache_dir, cache_digest
+        self.rows_dir, self.cache_digest = rows_dir, cache_digest
 
-    def transform(self, song: Song) -> list[tuple[str, dict]]:
+    def transform(self, song: Song) -> list:
+        from transforms.cache import cache_key, write_cached_rows
+
         rows = [("songs", song_row(song))] + [("segments", r) for r in segment_rows(song, self.config)]
-        if self.cache_dir:
-            from transforms.cache import cache_key, write_cached_rows
-
-            write_cached_rows(self.cache_dir, cache_key(song, self.cache_digest), rows, song.sample_rate)
-        return rows
+        return write_cached_rows(self.rows_dir, cache_key(song, self.cache_digest), rows, song.sample_rate)

@@ -1,6 +1,8 @@
 """Write: Hugging Face-style sharded Parquet, `data/<config>/<split>-NNNNN-of-NNNNN.parquet`.
 
-Shard counts come from each (config, split)'s estimated size so no shard grows past
+Rows arrive as references to the per-song files `ToRows` wrote (transforms/cache.py), so
+only small records cross the shuffles and a shard writer holds one shard's rows. Shard
+counts come from each (config, split)'s estimated size so no shard grows past
 `max_shard_bytes`; a row's shard is a hash of its id, and rows are sorted by id inside a
 shard, so output does not depend on bundle order. Each shard is written under a hidden
 name and renamed into place, so no partial shard is ever visible under `data/`.
@@ -19,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from schemas.arrow import COLUMNS, MATRIX, VECTOR, schema_for
+from transforms.cache import RowRef
 
 ID_COLUMN = {"songs": "song_id", "segments": "segment_id"}
 BOOL_LIST = pa.list_(pa.bool_())
@@ -86,7 +89,9 @@ def write_table(table: pa.Table, path: str, row_group_rows: int = 64) -> int:
     directory, name = path.rsplit("/", 1)
     temp = f"{directory}/.{name}.inprogress"
     with FileSystems.create(temp) as handle:
-        pq.write_table(table, handle, compression="zstd", row_group_size=row_group_rows)
+        # No dictionary encoding: on float lists it only grows the file, and building the
+        # dictionary of an hour-long song's mel took 1.7 GiB and 7 s (bench/results/long_recording).
+        pq.write_table(table, handle, compression="zstd", row_group_size=row_group_rows, use_dictionary=False)
     size = FileSystems.match([temp])[0].metadata_list[0].size_in_bytes
     if FileSystems.exists(path):
         FileSystems.delete([path])
@@ -98,12 +103,10 @@ class _KeyByShard(beam.DoFn):
     def __init__(self, max_shard_bytes: int):
         self.max_shard_bytes = max_shard_bytes
 
-    def process(self, element, totals: dict):
-        config, row = element
-        count = shard_count(totals[(config, row["split"])], self.max_shard_bytes)
-        digest = hashlib.sha1(row_id(config, row).encode()).digest()
-        shard = int.from_bytes(digest[:8], "big") % count
-        yield (config, row["split"], shard, count), row
+    def process(self, ref: RowRef, totals: dict):
+        count = shard_count(totals[(ref.config, ref.split)], self.max_shard_bytes)
+        shard = int.from_bytes(hashlib.sha1(ref.row_id.encode()).digest()[:8], "big") % count
+        yield (ref.config, ref.split, shard, count), ref
 
 
 def shard_count(total: tuple[int, int], max_shard_bytes: int) -> int:
@@ -113,7 +116,7 @@ def shard_count(total: tuple[int, int], max_shard_bytes: int) -> int:
 
 
 def _sum_pairs(pairs) -> tuple[int, int]:
-    size = rows = 0
+    size, rows = 0, 0
     for a, b in pairs:
         size, rows = size + a, rows + b
     return size, rows
@@ -126,6 +129,19 @@ def _all_shards(element, max_shard_bytes: int):
         yield (config, split, shard, count), None
 
 
+def gather_rows(config: str, refs: list[RowRef], sample_rate: int) -> pa.Table:
+    """The rows `refs` point to, as one table sorted by row id (each file read once)."""
+    refs = sorted(refs, key=lambda r: r.row_id)
+    tables = {}
+    for path in sorted({r.path for r in refs}):
+        with FileSystems.open(path) as handle:
+            tables[path] = pq.read_table(handle)
+    schema = schema_for(config, sample_rate)
+    if not refs:
+        return schema.empty_table()
+    return pa.concat_tables([tables[r.path].slice(r.index, 1) for r in refs]).combine_chunks()
+
+
 class _WriteShard(beam.DoFn):
     def __init__(self, output_dir: str, sample_rate: int):
         self.output_dir = output_dir.rstrip("/")
@@ -133,18 +149,17 @@ class _WriteShard(beam.DoFn):
         self._rows = Metrics.counter("write", "out")
 
     def process(self, element) -> Iterable[dict]:
-        (config, split, shard, count), rows = element
-        rows = sorted((r for r in rows if r is not None), key=lambda r: row_id(config, r))
-        table = rows_to_table(config, rows, self.sample_rate)
+        (config, split, shard, count), refs = element
+        table = gather_rows(config, [r for r in refs if r is not None], self.sample_rate)
         path = f"{self.output_dir}/data/{config}/{shard_name(split, shard, count)}"
         size = write_table(table, path)
-        self._rows.inc(len(rows))
+        self._rows.inc(table.num_rows)
         yield {"config": config, "split": split, "shard": shard, "num_shards": count,
-               "num_rows": len(rows), "num_bytes": size, "path": path}
+               "num_rows": table.num_rows, "num_bytes": size, "path": path}
 
 
 class WriteShardedParquet(beam.PTransform):
-    """(config, row) pairs -> Parquet shards; outputs one record per shard written."""
+    """`RowRef`s -> Parquet shards; outputs one record per shard written."""
 
     def __init__(self, output_dir: str, sample_rate: int, max_shard_bytes: int = 256 * 1024**2):
         super().__init__()
@@ -152,12 +167,11 @@ class WriteShardedParquet(beam.PTransform):
         self.sample_rate = sample_rate
         self.max_shard_bytes = max_shard_bytes
 
-    def expand(self, rows):
-        totals = (rows
-                  | "EstimateBytes" >> beam.Map(
-                      lambda kv: ((kv[0], kv[1]["split"]), (estimate_row_bytes(kv[1]), 1)))
+    def expand(self, refs):
+        totals = (refs
+                  | "EstimateBytes" >> beam.Map(lambda r: ((r.config, r.split), (r.est_bytes, 1)))
                   | "BytesPerSplit" >> beam.CombinePerKey(_sum_pairs))
-        keyed = rows | "KeyByShard" >> beam.ParDo(_KeyByShard(self.max_shard_bytes), beam.pvalue.AsDict(totals))
+        keyed = refs | "KeyByShard" >> beam.ParDo(_KeyByShard(self.max_shard_bytes), beam.pvalue.AsDict(totals))
         every_shard = totals | "EveryShard" >> beam.FlatMap(_all_shards, self.max_shard_bytes)
         return ((keyed, every_shard)
                 | "WithEmptyShards" >> beam.Flatten()
