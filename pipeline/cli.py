@@ -77,6 +77,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def staged_artifacts(pipeline) -> list[str]:
+    """Names of the files a runner staged for its workers (empty where it keeps no job proto)."""
+    from apache_beam.portability import common_urns
+    from apache_beam.portability.api import beam_runner_api_pb2
+
+    proto = getattr(pipeline.runner, "proto_pipeline", None)
+    names = set()
+    for environment in proto.components.environments.values() if proto else ():
+        for artifact in environment.dependencies:
+            if artifact.role_urn == common_urns.artifact_roles.STAGING_TO.urn:
+                names.add(beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(
+                    artifact.role_payload).staged_name)
+    return sorted(names)
+
+
 def _beam_options(beam_args: list[str]):
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
@@ -109,7 +124,9 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     import apache_beam as beam
 
     from pipeline.build import BuildDataset
-    from pipeline.config import ConfigError, load_config
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from pipeline.config import ConfigError, beam_option_args, load_config
     from pipeline.report import summary_table, write_reports
     from transforms.sources import LICENCES, discover_dali, discover_musicnet
 
@@ -141,20 +158,27 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
         rejects += refused
     songs_in = len(items) + len(rejects)
     LOG.info("discovered %d songs (%d refused at discovery)", songs_in, len(rejects))
-    if not args.keep_output:
+    from apache_beam.options.pipeline_options import TestOptions
+
+    options = _beam_options(beam_option_args(config.beam_options) + beam_args)
+    dry_run = options.view_as(TestOptions).dry_run
+    if not args.keep_output and not dry_run:
         _clear_output(output_dir)
     from pipeline.build import work_audio_dir
     from transforms.audio_store import delete_work_audio
 
-    if args.no_cache:
+    if args.no_cache and not dry_run:
         delete_work_audio(f"{output_dir}/.work")
-    from pipeline.config import beam_option_args
-
-    # Options from the config file first, so the same flags given on the command line win.
-    pipeline = beam.Pipeline(options=_beam_options(beam_option_args(config.beam_options) + beam_args))
+    pipeline = beam.Pipeline(options=options)
     _ = pipeline | "BuildDataset" >> BuildDataset(config, output_dir, items, rejects, use_cache=not args.no_cache)
     result = pipeline.run()
     result.wait_until_finish()
+    if dry_run:
+        # The runner built, pickled and packaged the job but submitted nothing: no outputs to report.
+        staged = staged_artifacts(pipeline)
+        print(f"dry run: {options.view_as(StandardOptions).runner} job built for {songs_in} songs, not submitted; "
+              f"staged: {', '.join(staged) or 'nothing'}")
+        return 0
     wall = time.perf_counter() - started
     stats = write_reports(config, output_dir, songs_in, result, wall,
                           {s: LICENCES[s] for s in sorted({i.source for i in items})})
