@@ -49,6 +49,13 @@ def _train_parsers(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     train.add_argument("--config", default="", help="run config (configs/train_*.yaml)")
     train.add_argument("--fusion-run", help="generator only: the trained fusion run to condition through")
+    evaluate = sub.add_parser("eval-alignment", help="word-onset accuracy on a JamendoLyrics-layout directory")
+    evaluate.add_argument("--jamendo", required=True, help="directory with JamendoLyrics.csv, lyrics/, annotations/, mp3/ or audio/")
+    evaluate.add_argument("--song", action="append", help="only this song (file name without .mp3); repeatable")
+    evaluate.add_argument("--reference-lines", action="store_true",
+                          help="ALSO give the aligner the reference line onsets (the DALI-like case)")
+    evaluate.add_argument("--threads", type=int, default=1)
+    evaluate.add_argument("--json", default="", help="write the report here (top-level aae, pco)")
     generate = sub.add_parser("generate", help="text -> audio with a trained generator run")
     generate.add_argument("text")
     generate.add_argument("--checkpoint", required=True, help="generator run directory")
@@ -212,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_train(args)
     if args.command == "generate":
         return cmd_generate(args)
+    if args.command == "eval-alignment":
+        from pipeline.eval_alignment import main as eval_main
+
+        return eval_main(args)
     parser.error(f"unknown command {args.command}")
     return 2
 
