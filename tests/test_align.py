@@ -31,13 +31,13 @@ def test_words_take_their_times_from_their_own_token_boundaries():
     assert words[0].confidence == pytest.approx(0.8)
 
 
-def test_windows_follow_line_onsets_and_stay_within_30_seconds():
-    onsets = [10.0, 14.0, 20.0, 40.0, 90.0]
-    windows = windows_from_line_onsets(onsets, [3] * 5, duration=120.0, window_s=25.0, lead_s=1.0)
-    assert [w[2] for w in windows] == [[0, 1, 2], [3], [4]]
-    assert windows[0][0] == 9.0 and windows[0][1] == 39.0  # capped at 30 s
-    assert windows[1] == (39.0, 69.0, [3])
-    assert windows[2] == (89.0, 119.0, [4])
+def test_one_window_per_line_from_its_onset_to_the_next():
+    onsets = [10.0, 14.0, 20.0, 60.0, 90.0]
+    windows = windows_from_line_onsets(onsets, duration=100.0, lead_s=0.25)
+    assert [w[2] for w in windows] == [[0], [1], [2], [3], [4]]
+    assert windows[0] == (9.75, 14.0, [0])
+    assert windows[2] == (19.75, 49.75, [2])  # capped at 30 s
+    assert windows[4] == (89.75, 100.0, [4])
     assert all(end - start <= 30.0 for start, end, _ in windows)
 
 
@@ -52,7 +52,7 @@ def test_base_model_is_joined_once_and_checked(tmp_path, monkeypatch):
 
 
 def test_real_weights_align_a_real_song_at_its_reference_lines(shared):
-    # French song, multilingual base model; measured AAE 0.37 s, PCO 80 % in this mode.
+    # French song, multilingual base model; measured AAE 0.28 s, PCO 78 % in this mode.
     import librosa
 
     from transforms.align import WhisperAligner, align_with_line_onsets
@@ -66,4 +66,4 @@ def test_real_weights_align_a_real_song_at_its_reference_lines(shared):
     starts = np.array([w.start for w in words])
     assert np.mean(np.diff(starts) >= 0) > 0.95  # lines are sung in order
     m = onset_metrics(np.array(song["word_onsets"]), starts)
-    assert m["aae"] < 0.6 and m["pco"] > 0.7
+    assert m["aae"] < 0.5 and m["pco"] > 0.7
