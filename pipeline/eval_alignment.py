@@ -66,10 +66,9 @@ def evaluate(jamendo_dir: str, songs: list[str] | None = None, reference_lines: 
     from transforms.align import AlignConfig, WhisperAligner, align_with_line_onsets
     from transforms.jamendo import song_metadata
     from transforms.quality import LANGUAGE_CODES
-    from transforms.whisper_models import model_dir_for
+    from transforms.line_placement import place_lines, transcribe_words
+    from transforms.whisper_models import base_dir, model_dir_for
 
-    if not reference_lines:
-        raise NotImplementedError("alignment without reference timings is not built yet; use --reference-lines")
     meta = song_metadata(jamendo_dir)
     names = songs or sorted(meta)
     config = AlignConfig(threads=threads)
@@ -85,12 +84,23 @@ def evaluate(jamendo_dir: str, songs: list[str] | None = None, reference_lines: 
             aligners[key] = (WhisperAligner(model_dir, language or "en", threads), model_name)
         aligner, model_name = aligners[key]
         started = time.perf_counter()
-        words = align_with_line_onsets(aligner, audio, song["lines"], song["line_onsets"], config)
+        extra = {}
+        if reference_lines:
+            words = align_with_line_onsets(aligner, audio, song["lines"], song["line_onsets"], config)
+        else:
+            # Only audio, lyrics and language: a transcription pass places the lines.
+            transcript = transcribe_words(config.transcribe_model_dir or base_dir(), audio, language, threads)
+            onsets, anchored = place_lines(song["lines"], transcript, len(audio) / 16000)
+            words = align_with_line_onsets(aligner, audio, song["lines"], onsets, config, estimated=True)
+            line_errors = np.abs(np.array(onsets) - np.array(song["line_onsets"]))
+            extra = {"anchored_words": anchored, "transcript_words": len(transcript),
+                     "line_onset_median_error": float(np.median(line_errors)),
+                     "line_onset_mean_error": float(line_errors.mean())}
         seconds = time.perf_counter() - started
         metrics = onset_metrics(np.array(song["word_onsets"]), np.array([w.start for w in words]))
         metrics.update(rtf=seconds / (len(audio) / 16000), language=language, model=model_name,
                        duration_s=len(audio) / 16000, align_s=seconds,
-                       mean_confidence=float(np.mean([w.confidence for w in words])))
+                       mean_confidence=float(np.mean([w.confidence for w in words])), **extra)
         per_song[name] = metrics
     summary = average_over_songs(per_song)
     return {"mode": "reference_lines" if reference_lines else "audio_and_lyrics_only", "threads": threads,

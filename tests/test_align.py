@@ -67,3 +67,23 @@ def test_real_weights_align_a_real_song_at_its_reference_lines(shared):
     assert np.mean(np.diff(starts) >= 0) > 0.95  # lines are sung in order
     m = onset_metrics(np.array(song["word_onsets"]), starts)
     assert m["aae"] < 0.5 and m["pco"] > 0.7
+
+
+def test_line_placement_anchors_lines_by_transcript_words():
+    from transforms.line_placement import (line_onsets_from_anchors, match_words, normalize_word,
+                                           reliable_pairs)
+
+    assert normalize_word("Déjà-vu!") == "dejavu" and normalize_word("we're") == "were"
+    lyric = "the night is young we run the night is young".split()
+    heard = [("uh", 0.5), ("the", 10.0), ("nite", 10.3), ("is", 10.6), ("young", 10.9),
+             ("we", 13.0), ("run", 13.4), ("the", 20.0), ("night", 20.3), ("is", 20.6), ("young", 21.0)]
+    pairs = match_words(lyric, [w for w, _ in heard])
+    # Monotonic, fuzzy ("nite"), and the repeated line lands on the second hearing.
+    assert pairs == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 7), (7, 8), (8, 9), (9, 10)]
+    assert reliable_pairs([(0, 0), (5, 9), (6, 10), (7, 11)]) == [(5, 9), (6, 10), (7, 11)]
+    anchors = {i: heard[j][1] for i, j in pairs}
+    assert line_onsets_from_anchors([4, 2, 4], anchors, 30.0) == pytest.approx([10.0, 13.0, 20.0])
+    # Unanchored middle line: placed between its neighbours by word position; never decreasing.
+    onsets = line_onsets_from_anchors([4, 2, 4], {0: 10.0, 6: 20.0}, 30.0)
+    assert onsets[0] == 10.0 and onsets[2] == 20.0 and 10.0 < onsets[1] < 20.0
+    assert line_onsets_from_anchors([2, 2], {}, 10.0) == [0.0, 5.0]

@@ -27,7 +27,9 @@ class AlignConfig:
     enabled: bool = True
     required: bool = False  # True: a song whose alignment fails is rejected
     model_dir: str = ""  # any CTranslate2 Whisper model directory; empty: tiny.en / base by language
-    lead_s: float = 0.25  # audio before a line's onset in its window
+    lead_s: float = 0.25  # audio before a line's onset in its window (given onsets)
+    slack_s: float = 1.0  # audio before and after a line's window (estimated onsets)
+    transcribe_model_dir: str = ""  # the transcription pass's model; empty: the multilingual base
     threads: int = 1
 
 
@@ -120,30 +122,37 @@ def words_from_alignment(words: list[str], per_word: list[list[int]], alignments
     return out
 
 
-def windows_from_line_onsets(line_onsets: list[float], duration: float,
-                             lead_s: float = 0.25) -> list[tuple[float, float, list[int]]]:
+def windows_from_line_onsets(line_onsets: list[float], duration: float, lead_s: float = 0.25,
+                             tail_s: float = 0.0) -> list[tuple[float, float, list[int]]]:
     """One window per line: (start s, end s, [line index]).
 
-    A window opens `lead_s` before its line's onset and ends at the next line's onset (the
-    last at the end of the audio), at most 30 s after it opened. One line per window
+    A window opens `lead_s` before its line's onset and ends `tail_s` after the next line's
+    onset (the last at the end of the audio), at most 30 s after it opened; estimated onsets
+    want the slack, reference onsets do not. One line per window
     measured better than several lines per window (bench/results/README.md: AAE 0.37 s
     against 0.63 s with ≤ 25 s groups), as each line is then held to its own stretch.
     """
     windows = []
     for i, onset in enumerate(line_onsets):
         start = max(0.0, onset - lead_s)
-        following = line_onsets[i + 1] if i + 1 < len(line_onsets) else duration
+        following = line_onsets[i + 1] + tail_s if i + 1 < len(line_onsets) else duration
         end = min(max(following, start + 1.0), start + WINDOW_FRAMES * HOP / SAMPLE_RATE, duration)
         windows.append((start, end, [i]))
     return windows
 
 
 def align_with_line_onsets(aligner: WhisperAligner, audio: np.ndarray, lines: list[list[str]],
-                           line_onsets: list[float], config: AlignConfig = AlignConfig()) -> list[AlignedWord]:
-    """Align every word of `lines` (lists of words) in windows opened at the given line onsets."""
+                           line_onsets: list[float], config: AlignConfig = AlignConfig(),
+                           estimated: bool = False) -> list[AlignedWord]:
+    """Align every word of `lines` (lists of words) in windows opened at the given line onsets.
+
+    `estimated`: the onsets come from `line_placement`, so windows get `config.slack_s` of
+    extra audio on both sides.
+    """
     duration = len(audio) / SAMPLE_RATE
+    lead, tail = (config.slack_s, config.slack_s) if estimated else (config.lead_s, 0.0)
     out: list[AlignedWord] = []
-    for start, end, members in windows_from_line_onsets(line_onsets, duration, config.lead_s):
+    for start, end, members in windows_from_line_onsets(line_onsets, duration, lead, tail):
         words = [w for i in members for w in lines[i]]
         clip = audio[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)]
         out += aligner.align_window(clip, words, offset_s=start)

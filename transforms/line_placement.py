@@ -1,0 +1,131 @@
+"""Where each lyric line is sung, without reference timings: transcript words as anchors.
+
+A transcription pass (Whisper with word timestamps) gives words with times; a monotonic
+alignment of transcript words to lyric words (a weighted longest common subsequence over
+word similarity, so repeated choruses cannot cross) anchors lyric words in time; each
+line's onset comes from its first anchored word, and lines without anchors are placed
+between their anchored neighbours in proportion to their word counts. The forced
+aligner then works line by line in windows around these onsets.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+
+import numpy as np
+
+_NOT_LETTER = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def normalize_word(word: str) -> str:
+    """Lower-case letters and digits only, accents removed: what two spellings of a sung word share."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _NOT_LETTER.sub("", plain).replace("_", "")
+
+
+def word_similarity(a: str, b: str, floor: float = 0.6) -> float:
+    """1 for equal normalised words, the character match ratio when it is at least `floor`, else 0."""
+    if not a or not b:
+        return 0.0
+    if a == b:
+        return 1.0
+    ratio = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    return ratio if ratio >= floor else 0.0
+
+
+def match_words(lyric_words: list[str], transcript_words: list[str]) -> list[tuple[int, int]]:
+    """Monotonic (lyric index, transcript index) pairs maximising total word similarity."""
+    lyric = [normalize_word(w) for w in lyric_words]
+    heard = [normalize_word(w) for w in transcript_words]
+    n, m = len(lyric), len(heard)
+    if n == 0 or m == 0:
+        return []
+    cache: dict[tuple[str, str], float] = {}
+    sim = np.zeros((n, m))
+    for i, a in enumerate(lyric):
+        for j, b in enumerate(heard):
+            key = (a, b)
+            if key not in cache:
+                cache[key] = word_similarity(a, b)
+            sim[i, j] = cache[key]
+    score = np.zeros((n + 1, m + 1))
+    for i in range(1, n + 1):
+        diagonal = score[i - 1, :-1] + sim[i - 1]
+        row = np.maximum(score[i - 1, 1:], diagonal)
+        score[i, 1:] = np.maximum.accumulate(row)
+    pairs, i, j = [], n, m
+    while i > 0 and j > 0:
+        if sim[i - 1, j - 1] > 0 and np.isclose(score[i, j], score[i - 1, j - 1] + sim[i - 1, j - 1]):
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif np.isclose(score[i, j], score[i - 1, j]):
+            i -= 1
+        else:
+            j -= 1
+    return pairs[::-1]
+
+
+def line_onsets_from_anchors(line_word_counts: list[int], anchors: dict[int, float], duration: float,
+                             seconds_per_word: float = 0.35) -> list[float]:
+    """Estimated onset of every line from anchored word times (lyric word index -> time, s).
+
+    An anchored line starts at its first anchor minus the words sung before it at
+    `seconds_per_word`; unanchored lines are spread between the anchored lines around them
+    in proportion to word counts. Onsets never decrease.
+    """
+    firsts = np.concatenate([[0], np.cumsum(line_word_counts)[:-1]]).astype(int)
+    onsets = np.full(len(line_word_counts), np.nan)
+    for line, (first, count) in enumerate(zip(firsts, line_word_counts)):
+        known = [k for k in range(first, first + count) if k in anchors]
+        if known:
+            onsets[line] = max(0.0, anchors[known[0]] - (known[0] - first) * seconds_per_word)
+    known_lines = np.flatnonzero(~np.isnan(onsets))
+    if len(known_lines) == 0:  # nothing heard: spread the lines evenly over the song
+        return list(np.linspace(0.0, duration, len(line_word_counts), endpoint=False))
+    position = firsts.astype(float)  # word position of each line start
+    missing = np.isnan(onsets)
+    onsets[missing] = np.interp(position[missing], position[known_lines], onsets[known_lines])
+    # Before the first anchor / after the last: extrapolate at seconds_per_word.
+    head, tail = known_lines[0], known_lines[-1]
+    onsets[:head] = onsets[head] - (position[head] - position[:head]) * seconds_per_word
+    onsets[tail + 1:] = onsets[tail] + (position[tail + 1:] - position[tail]) * seconds_per_word
+    onsets = np.clip(np.maximum.accumulate(onsets), 0.0, max(0.0, duration - 0.5))
+    return [float(x) for x in onsets]
+
+
+def reliable_pairs(pairs: list[tuple[int, int]], min_run: int = 2, max_gap: int = 2) -> list[tuple[int, int]]:
+    """Pairs that belong to a run of at least `min_run` matches close together in both sequences.
+
+    A lone match (a common short word heard somewhere else) says little about where a line
+    is; two or more neighbouring lyric words heard as neighbouring transcript words do.
+    """
+    runs, current = [], []
+    for pair in pairs:
+        if current and (pair[0] - current[-1][0] > max_gap or pair[1] - current[-1][1] > max_gap):
+            runs.append(current)
+            current = []
+        current.append(pair)
+    if current:
+        runs.append(current)
+    return [p for run in runs if len(run) >= min_run for p in run]
+
+
+def transcribe_words(model_dir: str, audio: np.ndarray, language: str, threads: int = 1) -> list[tuple[str, float, float, float]]:
+    """(word, start s, end s, probability) of Whisper's transcription of 16 kHz `audio` (greedy, no carried context)."""
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=max(1, threads))
+    segments, _ = model.transcribe(np.asarray(audio, np.float32), language=language or None, beam_size=1,
+                                   word_timestamps=True, condition_on_previous_text=False)
+    return [(w.word, float(w.start), float(w.end), float(w.probability)) for s in segments for w in s.words]
+
+
+def place_lines(lines: list[list[str]], transcript: list[tuple[str, float, float, float]],
+                duration: float) -> tuple[list[float], int]:
+    """Estimated line onsets from a transcript, and the number of lyric words anchored."""
+    lyric = [w for line in lines for w in line]
+    pairs = reliable_pairs(match_words(lyric, [w[0] for w in transcript]))
+    anchors = {i: transcript[j][1] for i, j in pairs}
+    return line_onsets_from_anchors([len(l) for l in lines], anchors, duration), len(anchors)
