@@ -90,16 +90,27 @@ def song_length(song: Song) -> int:
     return song.audio_samples if song.audio_file else 0
 
 
+def padded_slice(y: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """`y[start:stop]` as float32, zero-padded where the range leaves `y` (as centred frames need)."""
+    if start >= 0 and stop <= len(y):
+        return np.asarray(y[start:stop], dtype=np.float32)
+    out = np.zeros(max(0, stop - start), np.float32)
+    a, b = max(0, start), min(len(y), stop)
+    if b > a:
+        out[a - start: b - start] = y[a:b]
+    return out
+
+
 def song_samples(song: Song, start: int = 0, stop: int | None = None) -> np.ndarray:
     """Samples `[start, stop)` of `song`, from memory or its work file; zero-padded where the range leaves the audio."""
     n = song_length(song)
     stop = n if stop is None else stop
     if stop <= start:
         return np.zeros(0, np.float32)
-    inside_start, inside_stop = max(0, start), min(n, stop)
     if song.audio is not None:
-        inside = song.audio[inside_start:inside_stop]
-    elif song.audio_file:
+        return padded_slice(song.audio, start, stop)
+    inside_start, inside_stop = max(0, start), min(n, stop)
+    if song.audio_file:
         inside = read_samples(song.audio_file, inside_start, inside_stop)
     else:
         raise ValueError(f"song {song.song_id} has no decoded audio")

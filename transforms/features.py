@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 
 from schemas.records import Song
-from transforms.audio_store import song_length, song_samples
+from transforms.audio_store import padded_slice, song_length, song_samples
 from transforms.rejects import RejectingDoFn
 
 F0_TRACKERS = ("praat_ac", "praat_cc", "yin", "pyin", "none")
@@ -39,27 +39,20 @@ def log_mel(y: np.ndarray, sr: int, n_mels: int = 80, n_fft: int = 400, hop_leng
 
     Frames are centred (zero padding at the ends): frame `i` covers samples around `i * hop_length`.
     """
-    reader = _array_reader(y)
-    return _log_mel_frames(reader, sr, 0, _frame_count(len(y), hop_length),
-                           n_mels, n_fft, hop_length, fmin, fmax)
+    stretch = _frames_stretch(lambda a, b: padded_slice(y, a, b), 0, _frame_count(len(y), hop_length),
+                              n_fft, hop_length)
+    return _log_mel_of(stretch, sr, n_mels, n_fft, hop_length, fmin, fmax)
 
 
-def _array_reader(y: np.ndarray):
-    def read(start: int, stop: int) -> np.ndarray:
-        out = np.zeros(max(0, stop - start), np.float32)
-        a, b = max(0, start), min(len(y), stop)
-        if b > a:
-            out[a - start: b - start] = y[a:b]
-        return out
-    return read
+def _frames_stretch(read, first: int, stop: int, n_fft: int, hop_length: int) -> np.ndarray:
+    # Exactly the samples frames [first, stop) of the centred spectrogram cover.
+    return read(first * hop_length - n_fft // 2, (stop - 1) * hop_length - n_fft // 2 + n_fft)
 
 
-def _log_mel_frames(read, sr: int, first: int, stop: int, n_mels: int, n_fft: int, hop_length: int,
-                    fmin: float, fmax: float | None) -> np.ndarray:
-    # Frames [first, stop) of the centred spectrogram, from exactly the samples they cover.
+def _log_mel_of(stretch: np.ndarray, sr: int, n_mels: int, n_fft: int, hop_length: int,
+                fmin: float, fmax: float | None) -> np.ndarray:
     import librosa
 
-    stretch = read(first * hop_length - n_fft // 2, (stop - 1) * hop_length - n_fft // 2 + n_fft)
     mel = librosa.feature.melspectrogram(y=stretch, sr=sr, n_fft=n_fft, hop_length=hop_length, center=False,
                                          n_mels=n_mels, fmin=fmin, fmax=fmax, power=2.0)
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).clip(min=-100.0).T.astype(np.float32)
@@ -217,10 +210,10 @@ def compute_features(song: Song, config: FeatureConfig) -> Song:
     peak = 0.0
     for first in range(0, n_frames, BLOCK_FRAMES):
         stop = min(n_frames, first + BLOCK_FRAMES)
-        mel[first:stop] = _log_mel_frames(read, sr, first, stop, config.n_mels, config.n_fft, hop,
-                                          config.fmin, config.fmax)
-        block = read(first * hop, min(n, stop * hop))
-        peak = max(peak, float(np.abs(block).max()) if len(block) else 0.0)
+        stretch = _frames_stretch(read, first, stop, config.n_fft, hop)
+        mel[first:stop] = _log_mel_of(stretch, sr, config.n_mels, config.n_fft, hop, config.fmin, config.fmax)
+        # The stretches cover every sample (plus zero padding), so their peak is the song's.
+        peak = max(peak, float(np.abs(stretch).max()) if len(stretch) else 0.0)
     if config.f0_tracker in ("praat_ac", "praat_cc"):
         f0, voiced = _praat_f0_blocks(read, n, sr, hop, config.f0_tracker, config.f0_min_hz,
                                       config.f0_max_hz, peak)

@@ -58,12 +58,9 @@ def resample_blocks(blocks, sr: int, target: int):
 
 def framed_stretch(y: np.ndarray, first: int, stop: int, n_fft: int, hop: int) -> np.ndarray:
     """Samples under frames `[first, stop)` of a centred, zero-padded STFT of `y` (for `center=False`)."""
-    begin, end = first * hop - n_fft // 2, (stop - 1) * hop - n_fft // 2 + n_fft
-    out = np.zeros(end - begin, np.float32)
-    a, b = max(0, begin), min(len(y), end)
-    if b > a:
-        out[a - begin: b - begin] = y[a:b]
-    return out
+    from transforms.audio_store import padded_slice
+
+    return padded_slice(y, first * hop - n_fft // 2, (stop - 1) * hop - n_fft // 2 + n_fft)
 
 
 def spectral_peaks(y: np.ndarray, sr: int, config: FingerprintConfig = FingerprintConfig()) -> np.ndarray:

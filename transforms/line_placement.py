@@ -112,11 +112,22 @@ def reliable_pairs(pairs: list[tuple[int, int]], min_run: int = 2, max_gap: int 
     return [p for run in runs if len(run) >= min_run for p in run]
 
 
+_TRANSCRIBERS: dict[tuple[str, int], object] = {}
+
+
+def _transcriber(model_dir: str, threads: int):
+    # Loaded once per process, not once per song.
+    key = (model_dir, threads)
+    if key not in _TRANSCRIBERS:
+        from faster_whisper import WhisperModel
+
+        _TRANSCRIBERS[key] = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads)
+    return _TRANSCRIBERS[key]
+
+
 def transcribe_words(model_dir: str, audio: np.ndarray, language: str, threads: int = 1) -> list[tuple[str, float, float, float]]:
     """(word, start s, end s, probability) of Whisper's transcription of 16 kHz `audio` (greedy, no carried context)."""
-    from faster_whisper import WhisperModel
-
-    model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=max(1, threads))
+    model = _transcriber(model_dir, max(1, threads))
     segments, _ = model.transcribe(np.asarray(audio, np.float32), language=language or None, beam_size=1,
                                    word_timestamps=True, condition_on_previous_text=False)
     return [(w.word, float(w.start), float(w.end), float(w.probability)) for s in segments for w in s.words]
