@@ -1,6 +1,6 @@
 """The lyricbeam pipeline as one composite transform.
 
-    discovered songs -> Read -> Clean -> Quality -> ExactDedup -> Fingerprint -> AudioNearDedup
+    discovered songs -> Read -> Clean -> Quality -> ExactDedup -> Align -> Fingerprint -> AudioNearDedup
         -> LyricsVersions -> AssignSplit -> UseCachedRows -> Features -> Embed -> ToRows
         -> (+ cached rows) -> WriteShardedParquet
     (rows go to per-song files under OUT/.work/rows; only references to them reach the writer)
@@ -12,6 +12,7 @@ import apache_beam as beam
 
 from pipeline.config import PipelineConfig
 from schemas.records import Reject
+from transforms.align import AlignLyrics
 from transforms.cache import UseCachedRows, settings_digest
 from transforms.clean import CleanSong
 from transforms.dedup import ExactDedup
@@ -63,9 +64,14 @@ class BuildDataset(beam.PTransform):
             REJECTS, main="songs")
         good = clean.songs | "Quality" >> beam.ParDo(QualityFilter(cfg.quality)).with_outputs(REJECTS, main="songs")
         unique = good.songs | "ExactDedup" >> ExactDedup()
-        distinct, near_rejects = unique.songs, []
+        # After exact dedup (no point aligning a copy), before near-dedup (whose canonical rule
+        # prefers the better-aligned copy); results cached per song for resumed runs.
+        aligned = unique.songs | "Align" >> beam.ParDo(AlignLyrics(
+            cfg.align, cfg.quality.lyrics_match_max_wer,
+            f"{self.output_dir.rstrip('/')}/.work/align" if self.use_cache else "")).with_outputs(REJECTS, main="songs")
+        distinct, near_rejects = aligned.songs, []
         if cfg.near_dedup.audio:
-            printed = unique.songs | "Fingerprint" >> beam.ParDo(ComputeFingerprint()).with_outputs(REJECTS, main="songs")
+            printed = aligned.songs | "Fingerprint" >> beam.ParDo(ComputeFingerprint()).with_outputs(REJECTS, main="songs")
             near = printed.songs | "AudioNearDedup" >> AudioNearDedup(cfg.near_dedup)
             (near["groups"] | "GroupsToJson" >> beam.FlatMap(groups_json_lines)
              | "WriteGroups" >> WriteJsonLines(f"{self.output_dir.rstrip('/')}/dedup/near_duplicate_groups"))
@@ -74,7 +80,7 @@ class BuildDataset(beam.PTransform):
             distinct = distinct | "LyricsVersions" >> LyricsVersions(cfg.near_dedup)
         split = distinct | "AssignSplit" >> beam.ParDo(AssignSplit(cfg.split.fractions, cfg.split.salt))
         rows_dir = f"{self.output_dir.rstrip('/')}/.work/rows"
-        digest = settings_digest(cfg.audio, cfg.features, cfg.embed, cfg.segments)
+        digest = settings_digest(cfg.audio, cfg.align, cfg.features, cfg.embed, cfg.segments)
         todo = split | "UseCachedRows" >> beam.ParDo(UseCachedRows(rows_dir if self.use_cache else "", digest)).with_outputs(
             "cached", main="songs")
         featured = todo.songs | "Features" >> beam.ParDo(
@@ -86,7 +92,8 @@ class BuildDataset(beam.PTransform):
         shards = all_rows | "Write" >> WriteShardedParquet(
             self.output_dir, cfg.audio.sample_rate, cfg.write.max_shard_bytes)
         discovered_rejects = pbegin | "DiscoveryRejects" >> beam.Create(self.discovery_rejects)
-        rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, *near_rejects,
+        rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, aligned.rejects,
+                    *near_rejects,
                     featured.rejects, embedded.rejects, rows.rejects)
                    | "AllRejects" >> beam.Flatten())
         (rejects | "RejectsToJson" >> beam.Map(reject_to_json_line)

@@ -54,6 +54,14 @@ def _train_parsers(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--song", action="append", help="only this song (file name without .mp3); repeatable")
     evaluate.add_argument("--reference-lines", action="store_true",
                           help="ALSO give the aligner the reference line onsets (the DALI-like case)")
+    evaluate.add_argument("--reference-shift", type=float, default=0.0,
+                          help="with --reference-lines: move the given line onsets by this many seconds "
+                               "(a source with an offset error; the aligner must measure and undo it)")
+    evaluate.add_argument("--transcriber", default="faster-whisper", choices=["faster-whisper", "whisper-timestamped"],
+                          help="backend of the transcription pass (line placement and lyrics-match WER)")
+    evaluate.add_argument("--pad-windows", action="store_true", help="encode every window as a padded 30 s input")
+    evaluate.add_argument("--no-lyrics-match", action="store_true",
+                          help="with --reference-lines: skip the transcription pass that measures the lyrics-match WER")
     evaluate.add_argument("--threads", type=int, default=1)
     evaluate.add_argument("--json", default="", help="write the report here (top-level aae, pco)")
     generate = sub.add_parser("generate", help="text -> audio with a trained generator run")

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from transforms.align import LINE_TIMES, AlignConfig
 from transforms.clean import CleanConfig
 from transforms.embed import EmbedConfig
 from transforms.features import F0_TRACKERS, FeatureConfig
@@ -50,6 +51,7 @@ class PipelineConfig:
     inputs: InputConfig = InputConfig()
     audio: CleanConfig = CleanConfig()
     quality: QualityConfig = QualityConfig()
+    align: AlignConfig = AlignConfig()
     near_dedup: NearDedupConfig = NearDedupConfig()
     features: FeatureConfig = FeatureConfig()
     embed: EmbedConfig = EmbedConfig()
@@ -75,12 +77,13 @@ def beam_option_args(options: tuple) -> list[str]:
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(PipelineConfig)}
 _SECTION_TYPES = {
-    "inputs": InputConfig, "audio": CleanConfig, "quality": QualityConfig,
+    "inputs": InputConfig, "audio": CleanConfig, "quality": QualityConfig, "align": AlignConfig,
     "near_dedup": NearDedupConfig, "features": FeatureConfig, "embed": EmbedConfig,
     "segments": SegmentConfig, "split": SplitConfig, "write": WriteConfig, "dataset": DatasetConfig,
 }
 PATH_KEYS = {("inputs", "dali_dir"), ("inputs", "dali_audio_dir"), ("inputs", "dali_metadata"),
-             ("inputs", "musicnet_dir"), ("embed", "model_path")}
+             ("inputs", "musicnet_dir"), ("embed", "model_path"), ("align", "model_dir"),
+             ("align", "transcribe_model_dir"), ("align", "whisper_timestamped_checkpoint")}
 
 
 class ConfigError(ValueError):
@@ -134,6 +137,12 @@ def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = No
     config = PipelineConfig(**sections, beam_options=tuple(sorted(beam_options.items())))
     if config.features.f0_tracker not in F0_TRACKERS:
         raise ConfigError(f"features.f0_tracker must be one of {F0_TRACKERS}")
+    if config.align.line_times not in LINE_TIMES:
+        raise ConfigError(f"align.line_times must be one of {LINE_TIMES}")
+    from transforms.transcribe import BACKENDS
+
+    if config.align.transcriber not in BACKENDS:
+        raise ConfigError(f"align.transcriber must be one of {BACKENDS}")
     if not (config.inputs.dali_dir or config.inputs.musicnet_dir):
         raise ConfigError("no inputs: give inputs.dali_dir and/or inputs.musicnet_dir")
     return config

@@ -59,67 +59,78 @@ def audio_path(jamendo_dir: str, name: str) -> str:
 
 
 def evaluate(jamendo_dir: str, songs: list[str] | None = None, reference_lines: bool = False,
-             threads: int = 1) -> dict:
-    """Align each song and score it; returns the JSON-able report."""
+             threads: int = 1, config=None, reference_shift_s: float = 0.0) -> dict:
+    """Align each song with the pipeline's `align_song` and score it; returns the JSON-able report.
+
+    `reference_shift_s` (with `reference_lines`) moves the given line onsets by that many
+    seconds, as a source with a global offset error would; the stage must find and undo it.
+    """
+    import dataclasses
+
     import librosa
 
-    from transforms.align import AlignConfig, WhisperAligner, align_with_line_onsets
+    from transforms.align import AlignConfig, align_song
     from transforms.jamendo import song_metadata
     from transforms.quality import LANGUAGE_CODES
-    from transforms.line_placement import place_lines, transcribe_words
-    from transforms.whisper_models import base_dir, model_dir_for
 
     meta = song_metadata(jamendo_dir)
     names = songs or sorted(meta)
-    config = AlignConfig(threads=threads)
-    aligners: dict[str, tuple] = {}
+    config = dataclasses.replace(config or AlignConfig(), threads=threads)
     per_song = {}
     for name in names:
         language = LANGUAGE_CODES.get(meta[name]["Language"].strip().lower(), "")
         song = read_song(jamendo_dir, name)
         audio, _ = librosa.load(audio_path(jamendo_dir, name), sr=16000)
-        model_dir, model_name = model_dir_for(language)
-        key = f"{model_dir}:{language}"
-        if key not in aligners:
-            aligners[key] = (WhisperAligner(model_dir, language or "en", threads), model_name)
-        aligner, model_name = aligners[key]
+        duration = len(audio) / 16000
+
+        def read(start_s, end_s, audio=audio):
+            return audio[int(round(start_s * 16000)): int(round(end_s * 16000))]
+
+        line_onsets = np.array(song["line_onsets"]) + reference_shift_s if reference_lines else None
+        align_song(read, min(duration, 1.0), [["warm"]], language, dataclasses.replace(config, lyrics_match=False),
+                   source_line_onsets=[0.0])  # models loaded before the clock starts
         started = time.perf_counter()
-        extra = {}
-        if reference_lines:
-            words = align_with_line_onsets(aligner, audio, song["lines"], song["line_onsets"], config)
-        else:
-            # Only audio, lyrics and language: a transcription pass places the lines.
-            transcript = transcribe_words(config.transcribe_model_dir or base_dir(), audio, language, threads)
-            onsets, anchored = place_lines(song["lines"], transcript, len(audio) / 16000)
-            words = align_with_line_onsets(aligner, audio, song["lines"], onsets, config, estimated=True)
-            line_errors = np.abs(np.array(onsets) - np.array(song["line_onsets"]))
-            extra = {"anchored_words": anchored, "transcript_words": len(transcript),
-                     "line_onset_median_error": float(np.median(line_errors)),
-                     "line_onset_mean_error": float(line_errors.mean())}
+        result = align_song(read, duration, song["lines"], language, config, source_line_onsets=line_onsets)
         seconds = time.perf_counter() - started
+        words = result.words
         metrics = onset_metrics(np.array(song["word_onsets"]), np.array([w.start for w in words]))
-        metrics.update(rtf=seconds / (len(audio) / 16000), language=language, model=model_name,
-                       duration_s=len(audio) / 16000, align_s=seconds,
-                       mean_confidence=float(np.mean([w.confidence for w in words])), **extra)
+        metrics.update(rtf=seconds / duration, language=language, model=result.model,
+                       duration_s=duration, align_s=seconds, placement=result.line_placement,
+                       mean_confidence=result.mean_confidence, aligned_fraction=result.aligned_fraction,
+                       lyrics_match_wer=result.lyrics_match_wer, transcript=result.transcript_backend,
+                       source_onset_offset_s=result.source_onset_offset_s)
         per_song[name] = metrics
     summary = average_over_songs(per_song)
-    return {"mode": "reference_lines" if reference_lines else "audio_and_lyrics_only", "threads": threads,
-            **summary, "worst_song_aae": max(m["aae"] for m in per_song.values()), "songs": per_song}
+    mode = "reference_lines" if reference_lines else "audio_and_lyrics_only"
+    return {"mode": mode, "threads": threads, "reference_shift_s": reference_shift_s if reference_lines else 0.0,
+            "config": dataclasses.asdict(config), **summary,
+            "worst_song_aae": max(m["aae"] for m in per_song.values()), "songs": per_song}
 
 
 def table(report: dict) -> str:
-    rows = [f"mode: {report['mode']}  (threads {report['threads']})",
-            f"{'song':32s} {'lang':>4s} {'AAE s':>7s} {'med AE':>7s} {'PCO':>6s} {'RTF':>6s}  model"]
+    shift = f", line onsets shifted {report['reference_shift_s']:+.2f} s" if report.get("reference_shift_s") else ""
+    rows = [f"mode: {report['mode']}  (threads {report['threads']}{shift})",
+            f"{'song':32s} {'lang':>4s} {'AAE s':>7s} {'med AE':>7s} {'PCO':>6s} {'RTF':>6s} {'WER':>5s} "
+            f"{'offset':>6s}  model / placement"]
     for name, m in report["songs"].items():
+        wer = f"{m['lyrics_match_wer']:5.2f}" if m.get("lyrics_match_wer") is not None else f"{'-':>5s}"
+        offset = (f"{m['source_onset_offset_s']:+6.2f}" if m.get("source_onset_offset_s") is not None
+                  else f"{'-':>6s}")
         rows.append(f"{name[:32]:32s} {m['language']:>4s} {m['aae']:7.3f} {m['median_ae']:7.3f} "
-                    f"{m['pco']:6.1%} {m['rtf']:6.3f}  {m['model']}")
+                    f"{m['pco']:6.1%} {m['rtf']:6.3f} {wer} {offset}  {m['model']} / {m['placement']}")
     rows.append(f"{'mean over songs':32s} {'':>4s} {report['aae']:7.3f} {report['median_ae']:7.3f} "
                 f"{report['pco']:6.1%} {report['rtf']:6.3f}")
     return "\n".join(rows)
 
 
 def main(args) -> int:
-    report = evaluate(args.jamendo, args.song, args.reference_lines, args.threads)
+    import dataclasses
+
+    from transforms.align import AlignConfig
+
+    config = dataclasses.replace(AlignConfig(), transcriber=args.transcriber, pad_windows=args.pad_windows,
+                                 lyrics_match=not args.no_lyrics_match)
+    report = evaluate(args.jamendo, args.song, args.reference_lines, args.threads, config, args.reference_shift)
     print(table(report))
     if args.json:
         with open(args.json, "w") as handle:

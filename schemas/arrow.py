@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 SCHEMA_VERSION_KEY = b"lyricbeam.schema_version"
 CONFIG_KEY = b"lyricbeam.config"
 
@@ -33,6 +33,21 @@ NOTE = pa.struct([
     ("freq_hi", pa.float32()),
 ])
 WORD = pa.struct([("text", pa.string()), ("start", pa.float64()), ("end", pa.float64())])
+ALIGNED_WORD = pa.struct([("text", pa.string()), ("start", pa.float64()), ("end", pa.float64()),
+                         ("confidence", pa.float32()), ("aligned", pa.bool_())])
+ALIGNMENT = pa.struct([
+    ("backend", pa.string()),
+    ("model", pa.string()),
+    ("language", pa.string()),
+    ("line_placement", pa.string()),
+    ("words", pa.list_(ALIGNED_WORD)),
+    ("mean_confidence", pa.float32()),
+    ("aligned_fraction", pa.float32()),
+    ("lyrics_match_wer", pa.float32()),
+    ("transcript_backend", pa.string()),
+    ("transcript_model", pa.string()),
+    ("source_onset_offset_s", pa.float32()),
+])
 MATRIX = pa.list_(pa.list_(pa.float32()))
 VECTOR = pa.list_(pa.float32())
 
@@ -71,6 +86,11 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "paragraphs": (pa.list_(EVENT), "Paragraphs with times (s)"),
     "segment_notes": (pa.list_(NOTE), "Notes inside the segment, times relative to its start"),
     "segment_words": (pa.list_(WORD), "Words inside the segment, times relative to its start"),
+    "alignment": (ALIGNMENT, "Forced alignment of the lyrics: per word text, start, end (s), confidence; backend, "
+                  "model, language, line placement, mean confidence, share of words aligned, lyrics-match WER, "
+                  "median offset of our onsets from the source's (s); null = not aligned"),
+    "segment_aligned_words": (pa.list_(ALIGNED_WORD), "Aligned words of the segment's line, times relative to "
+                              "its start; null = song not aligned"),
     "instruments": (pa.list_(pa.string()), "Instruments present (MusicNet)"),
     "annot_fr": (pa.float64(), "DALI annot_param.fr"),
     "annot_offset": (pa.float64(), "DALI annot_param.offset (s)"),
@@ -92,7 +112,7 @@ SONGS_COLUMNS = [
     "song_id", "source", "split", "title", "artist", "language", "licence", "source_path",
     "audio_path", "audio", "sample_rate", "duration", "source_sample_rate", "source_channels",
     "source_format", "pcm_sha256", "version_group", "clip_fraction", "bandwidth_hz", "vocal_activity",
-    "lyrics_language", "text", "text_original", "notes", "words", "lines",
+    "lyrics_language", "text", "text_original", "notes", "words", "lines", "alignment",
     "paragraphs", "instruments", "annot_fr", "annot_offset", "info_json", "mel", "n_mels",
     "mel_hop_seconds", "f0_hz", "voiced", "f0_hop_seconds", "tempo_bpm", "beat_times",
     "word_embeddings", "line_embeddings", "text_embedding",
@@ -100,7 +120,7 @@ SONGS_COLUMNS = [
 SEGMENTS_COLUMNS = [
     "segment_id", "song_id", "segment_index", "source", "split", "title", "artist", "language",
     "licence", "version_group", "start", "end", "audio", "sample_rate", "duration", "text", "text_original",
-    "segment_words", "segment_notes", "instruments", "mel", "n_mels", "mel_hop_seconds", "f0_hz",
+    "segment_words", "segment_aligned_words", "segment_notes", "instruments", "mel", "n_mels", "mel_hop_seconds", "f0_hz",
     "voiced", "f0_hop_seconds", "word_embeddings", "text_embedding",
 ]
 CONFIGS = {"songs": SONGS_COLUMNS, "segments": SEGMENTS_COLUMNS}

@@ -30,6 +30,38 @@ class AnnotationEvent:
 
 
 @dataclasses.dataclass
+class AlignedWord:
+    """A lyric word placed in the audio by forced alignment.
+
+    `aligned` is False where the alignment path skipped the word's tokens and its time was
+    taken from its neighbours.
+    """
+
+    text: str
+    start: float
+    end: float
+    confidence: float
+    aligned: bool = True
+
+
+@dataclasses.dataclass
+class SongAlignment:
+    """What the alignment stage found for one song (one `alignment` cell of the `songs` config)."""
+
+    backend: str  # e.g. "ctranslate2-whisper"
+    model: str
+    language: str
+    line_placement: str  # "source_lines" | "source_lines_offset_corrected" | "transcript"
+    words: list[AlignedWord]
+    mean_confidence: float
+    aligned_fraction: float
+    lyrics_match_wer: Optional[float] = None
+    transcript_backend: str = ""
+    transcript_model: str = ""
+    source_onset_offset_s: Optional[float] = None  # median(our word onsets - the source's own), DALI
+
+
+@dataclasses.dataclass
 class Reject:
     """An input that did not become a row, and why."""
 
@@ -82,7 +114,8 @@ class Song:
     lyrics_language: str = ""
     lyrics_language_confidence: float = 0.0
     lyrics_match_wer: Optional[float] = None  # from the alignment stage, when it ran
-    alignment_score: Optional[float] = None
+    alignment_score: Optional[float] = None  # the alignment's mean confidence, when it ran
+    alignment: Optional[SongAlignment] = None
     fingerprint: Any = None  # transforms.fingerprint.Fingerprint; not written
     version_group: str = ""
     # Filled by split / features / embed.

@@ -8,13 +8,20 @@ its leading space), so Whisper's word splitting — which differs on apostrophes
 punctuation — never shifts later words.
 
 `align_with_line_onsets` places windows at given line onsets (DALI line times, or the
-reference lines of the benchmark's `--reference-lines` mode).
+reference lines of the benchmark's `--reference-lines` mode); `align_song` chooses where the
+lines are (the source's own line times, offset-corrected, or a transcription pass) and
+measures the result; `AlignLyrics` is the pipeline stage.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+from typing import Callable, Optional
 
 import numpy as np
+
+from schemas.records import AlignedWord, Song, SongAlignment
+from transforms.rejects import RejectError, RejectingDoFn
 
 SAMPLE_RATE = 16000
 HOP = 160  # mel frames of 10 ms
@@ -22,23 +29,30 @@ TOKENS_PER_SECOND = 50  # encoder frames: 20 ms
 WINDOW_FRAMES = 3000  # Whisper's 30 s input
 
 
+BACKEND = "ctranslate2-whisper"
+LINE_TIMES = ("auto", "source", "transcript")
+
+
 @dataclasses.dataclass(frozen=True)
 class AlignConfig:
     enabled: bool = True
-    required: bool = False  # True: a song whose alignment fails is rejected
+    required: bool = False  # True: a song whose alignment fails is rejected (`alignment_failed`)
     model_dir: str = ""  # any CTranslate2 Whisper model directory; empty: tiny.en / base by language
+    # Where lines are: "source" = the source's line times (offset-corrected), "transcript" = a
+    # transcription pass, "auto" = source times when the source has them.
+    line_times: str = "auto"
+    lyrics_match: bool = True  # transcribe to measure the lyrics-match WER even when source times place the lines
+    transcriber: str = "faster-whisper"  # or "whisper-timestamped"
+    transcribe_model_dir: str = ""  # CTranslate2 model of the transcription pass; empty: the multilingual base
+    whisper_timestamped_checkpoint: str = ""  # openai-whisper checkpoint; empty: converted from the above
     lead_s: float = 0.25  # audio before a line's onset in its window (given onsets)
     slack_s: float = 1.0  # audio before and after a line's window (estimated onsets)
-    transcribe_model_dir: str = ""  # the transcription pass's model; empty: the multilingual base
+    pad_windows: bool = False  # True: every window is encoded as a padded 30 s input (slower)
+    retranscribe_gaps: bool = True  # transcribe stretches where no line was found again, hinted with their lyrics
+    lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
+    offset_min_s: float = 0.2  # a source offset at least this large is corrected
+    min_aligned_fraction: float = 0.5  # below it the alignment counts as failed
     threads: int = 1
-
-
-@dataclasses.dataclass
-class AlignedWord:
-    text: str
-    start: float
-    end: float
-    confidence: float
 
 
 class WhisperAligner:
@@ -62,26 +76,41 @@ class WhisperAligner:
         """Token ids of each word as Whisper would see it inside a sentence (leading space)."""
         return [self.tokenizer.encode(" " + w.strip()) or [] for w in words]
 
-    def encode_window(self, audio: np.ndarray):
-        """Whisper's log-mel input for up to 30 s of 16 kHz audio, and its content frame count."""
+    def encode_window(self, audio: np.ndarray, pad: bool = False):
+        """Whisper's log-mel input for up to 30 s of 16 kHz audio, and its content frame count.
+
+        Unpadded (default), the encoder sees only the window's own frames (CTranslate2 accepts
+        shorter inputs): a 5 s line costs a sixth of a 30 s pass.
+        """
         import ctranslate2
 
         audio = np.asarray(audio[: WINDOW_FRAMES * HOP], dtype=np.float32)
         mel = self.features(audio, padding=0)[:, :WINDOW_FRAMES]
         content = min(WINDOW_FRAMES, max(1, len(audio) // HOP))
-        if mel.shape[1] < WINDOW_FRAMES:
-            mel = np.pad(mel, ((0, 0), (0, WINDOW_FRAMES - mel.shape[1])))
-        return ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32)), content
+        width = WINDOW_FRAMES if pad else min(WINDOW_FRAMES, max(2, content + content % 2))
+        if mel.shape[1] < width:
+            mel = np.pad(mel, ((0, 0), (0, width - mel.shape[1])))
+        mel = mel[:, :width]
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32)), min(content, width)
 
-    def align_window(self, audio: np.ndarray, words: list[str], offset_s: float = 0.0) -> list[AlignedWord]:
-        """Start, end and confidence of each of `words` sung in `audio` (≤ 30 s), times + `offset_s`."""
-        per_word = self.word_tokens(words)
+    def align_window(self, audio: np.ndarray, words: list[str], offset_s: float = 0.0,
+                     pad: bool = False, lead_in: str = "") -> list[AlignedWord]:
+        """Start, end and confidence of each of `words` sung in `audio` (≤ 30 s), times + `offset_s`.
+
+        The alignment path starts on the first token at the window's first frame, so
+        whatever precedes the first word would be given to it. `lead_in` (the previous
+        line's last word, or a symbol) is aligned first to take that audio, then dropped.
+        """
+        lead = [self.word_tokens([lead_in])[0]] if lead_in.strip() else []
+        per_word = lead + self.word_tokens(words)
         tokens = [t for w in per_word for t in w]
-        if not tokens:
-            return [AlignedWord(w, offset_s, offset_s, 0.0) for w in words]
-        features, content = self.encode_window(audio)
+        if not sum(len(t) for t in per_word[len(lead):]):
+            return [AlignedWord(w, offset_s, offset_s, 0.0, False) for w in words]
+        features, content = self.encode_window(audio, pad)
         result = self.model.align(features, self.tokenizer.sot_sequence, [tokens], content)[0]
-        return words_from_alignment(words, per_word, result.alignments, result.text_token_probs, offset_s)
+        aligned = words_from_alignment([lead_in] * len(lead) + list(words), per_word, result.alignments,
+                                       result.text_token_probs, offset_s)
+        return aligned[len(lead):]
 
 
 def words_from_alignment(words: list[str], per_word: list[list[int]], alignments, token_probs,
@@ -100,6 +129,7 @@ def words_from_alignment(words: list[str], per_word: list[list[int]], alignments
         hits = np.flatnonzero(text_index == token)
         if len(hits):
             starts[token] = time_index[hits[0]] / TOKENS_PER_SECOND
+    reached = ~np.isnan(starts)
     # Tokens the path skipped take the next known start (monotonic by construction).
     for token in range(n_tokens - 1, -1, -1):
         if np.isnan(starts[token]):
@@ -117,7 +147,8 @@ def words_from_alignment(words: list[str], per_word: list[list[int]], alignments
         else:  # nothing to align (e.g. a lone symbol): pinned to the previous word's end
             start = end = starts[first]
             conf = 0.0
-        out.append(AlignedWord(word, float(start + offset_s), float(max(start, end) + offset_s), conf))
+        out.append(AlignedWord(word, float(start + offset_s), float(max(start, end) + offset_s), conf,
+                               bool(toks) and bool(reached[first])))
         first = last
     return out
 
@@ -141,19 +172,252 @@ def windows_from_line_onsets(line_onsets: list[float], duration: float, lead_s: 
     return windows
 
 
-def align_with_line_onsets(aligner: WhisperAligner, audio: np.ndarray, lines: list[list[str]],
+def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]],
                            line_onsets: list[float], config: AlignConfig = AlignConfig(),
-                           estimated: bool = False) -> list[AlignedWord]:
+                           estimated: bool = False, duration: Optional[float] = None) -> list[AlignedWord]:
     """Align every word of `lines` (lists of words) in windows opened at the given line onsets.
 
-    `estimated`: the onsets come from `line_placement`, so windows get `config.slack_s` of
-    extra audio on both sides.
+    `audio`: 16 kHz samples, or a function `(start_s, end_s) -> samples` (so a long song is
+    read window by window; then give `duration`). `estimated`: the onsets come from
+    `line_placement`, so windows get `config.slack_s` of extra audio on both sides.
     """
-    duration = len(audio) / SAMPLE_RATE
+    read = audio if callable(audio) else (
+        lambda a, b: audio[int(round(a * SAMPLE_RATE)): int(round(b * SAMPLE_RATE))])
+    if duration is None:
+        duration = len(audio) / SAMPLE_RATE
     lead, tail = (config.slack_s, config.slack_s) if estimated else (config.lead_s, 0.0)
     out: list[AlignedWord] = []
     for start, end, members in windows_from_line_onsets(line_onsets, duration, lead, tail):
         words = [w for i in members for w in lines[i]]
-        clip = audio[int(start * SAMPLE_RATE): int(end * SAMPLE_RATE)]
-        out += aligner.align_window(clip, words, offset_s=start)
+        previous = [w for line in lines[: members[0]] for w in line]
+        # Only with slack: at a reference onset the lead-in word would take the first word's audio.
+        lead_in = (previous[-1] if previous else "♪") if config.lead_in and estimated else ""
+        out += aligner.align_window(read(start, end), words, offset_s=start, pad=config.pad_windows, lead_in=lead_in)
     return out
+
+
+_ALIGNERS: dict[tuple, tuple] = {}
+
+
+def aligner_for(language: str, config: AlignConfig) -> tuple[WhisperAligner, str]:
+    """The (loaded once per process) aligner for `language`, and its model name."""
+    from transforms.whisper_models import model_dir_for
+
+    model_dir, model_name = model_dir_for(language, config.model_dir)
+    key = (model_dir, language, config.threads)
+    if key not in _ALIGNERS:
+        _ALIGNERS[key] = (WhisperAligner(model_dir, language or "en", config.threads), model_name)
+    return _ALIGNERS[key]
+
+
+def line_first_words(lines: list[list[str]]) -> list[int]:
+    """Index of each line's first word in the song's flat word list."""
+    return [int(x) for x in np.cumsum([0] + [len(l) for l in lines[:-1]])]
+
+
+def median_offset(words: list[AlignedWord], reference_onsets, window_first: list[int] = ()) -> float:
+    """Median of (aligned onset - reference onset) over the words the path reached.
+
+    `reference_onsets` may hold NaN for words without a reference time (e.g. only line
+    onsets are known). Words in `window_first` (each window's first word, which the path
+    pins to the window's start) are left out when other words have reference times.
+    """
+    ours = np.array([w.start for w in words])
+    theirs = np.asarray(reference_onsets, dtype=float)
+    known = np.isfinite(theirs)
+    inner = known.copy()
+    inner[list(window_first)] = False
+    known = inner if inner.any() else known
+    use = known & np.array([w.aligned for w in words], dtype=bool)
+    use = use if use.any() else known
+    return float(np.median(ours[use] - theirs[use])) if use.any() else 0.0
+
+
+def transcribe_song(read: Callable, duration: float, language: str, config: AlignConfig, block_s: float = 300.0,
+                    start: float = 0.0, hint: str = ""):
+    """Transcript words of a song from `start` to `duration`, read in blocks of `block_s` (bounded memory); model name."""
+    from transforms.transcribe import HeardWord, transcribe
+
+    heard, model = [], ""
+    while start < duration:
+        end = min(duration, start + block_s)
+        words, model = transcribe(config.transcriber, read(start, end), language, config.transcribe_model_dir,
+                                  config.whisper_timestamped_checkpoint, config.threads, hint)
+        heard += [HeardWord(w.text, w.start + start, w.end + start, w.confidence) for w in words]
+        start = end
+    return heard, model
+
+
+def align_song(read: Callable, duration: float, lines: list[list[str]], language: str,
+               config: AlignConfig = AlignConfig(), source_word_onsets=None,
+               source_line_onsets=None) -> SongAlignment:
+    """Forced alignment of a song's lyric `lines` (lists of words) to its audio.
+
+    `read(start_s, end_s)` gives 16 kHz samples. With `source_word_onsets` (one per word,
+    e.g. DALI's) or only `source_line_onsets` (one per line), and `line_times` "auto"/"source", windows open at the source's line onsets;
+    the median offset between our onsets and the source's is measured and, when at least
+    `offset_min_s`, the onsets are shifted by it and the song aligned again. Otherwise a
+    transcription pass places the lines (`line_placement`). With `lyrics_match`, the
+    transcript's WER against the lyrics is measured.
+    """
+    from transforms.line_placement import place_lines
+    from transforms.transcribe import lyrics_match_wer
+
+    if config.line_times not in LINE_TIMES:
+        raise ValueError(f"align.line_times must be one of {LINE_TIMES}")
+    flat = [w for line in lines for w in line]
+    if source_word_onsets is None and source_line_onsets is not None:
+        source_word_onsets = np.full(len(flat), np.nan)
+        source_word_onsets[line_first_words(lines)] = source_line_onsets
+    if config.line_times == "source" and source_word_onsets is None:
+        raise ValueError("align.line_times is 'source' but the song has no word times")
+    use_source = source_word_onsets is not None and config.line_times != "transcript"
+    aligner, model_name = aligner_for(language, config)
+    heard, transcript_model, offset = None, "", None
+    if not use_source or config.lyrics_match:
+        heard, transcript_model = transcribe_song(read, duration, language, config)
+    if use_source:
+        # One pass with slack around the source's onsets measures their offset (a window
+        # opened at a late onset cannot see the word it misses); the result comes from
+        # windows at the onsets, shifted by that offset when it is large enough.
+        source = np.asarray(source_word_onsets, dtype=float)
+        onsets = source[line_first_words(lines)]
+        probe = align_with_line_onsets(aligner, read, lines, list(onsets), config, estimated=True, duration=duration)
+        firsts = line_first_words(lines)
+        offset, placement = median_offset(probe, source, firsts), "source_lines"
+        if abs(offset) >= config.offset_min_s:
+            onsets = np.clip(onsets + offset, 0.0, max(0.0, duration - 0.5))
+            placement = "source_lines_offset_corrected"
+        words = align_with_line_onsets(aligner, read, lines, list(onsets), config, duration=duration)
+        offset = median_offset(words, source, firsts)
+    else:
+        def retranscribe(start_s, end_s, hint):
+            return transcribe_song(read, end_s, language, config, start=start_s, hint=hint)[0]
+
+        onsets, _ = place_lines(lines, heard, duration, retranscribe if config.retranscribe_gaps else None)
+        words = align_with_line_onsets(aligner, read, lines, onsets, config, estimated=True, duration=duration)
+        placement = "transcript"
+    return SongAlignment(
+        backend=BACKEND, model=model_name, language=language, line_placement=placement, words=words,
+        mean_confidence=float(np.mean([w.confidence for w in words])) if words else 0.0,
+        aligned_fraction=float(np.mean([w.aligned for w in words])) if words else 0.0,
+        lyrics_match_wer=lyrics_match_wer(flat, heard) if heard is not None else None,
+        transcript_backend=config.transcriber if heard is not None else "", transcript_model=transcript_model,
+        source_onset_offset_s=offset)
+
+
+def song_lyric_lines(song: Song) -> list[list[int]]:
+    """Indexes of `song.words` grouped into lines: consecutive words with one parent line."""
+    groups: list[list[int]] = []
+    for i, word in enumerate(song.words):
+        if groups and song.words[groups[-1][-1]].parent == word.parent and word.parent >= 0:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def alignment_language(song: Song) -> str:
+    """ISO 639-1 code of the song's lyrics: metadata first, then what langid found, then langid now."""
+    from transforms.quality import LANGUAGE_CODES, detect_language
+
+    code = LANGUAGE_CODES.get(song.language.strip().lower(), "")
+    if not code and len(song.language.strip()) == 2:
+        code = song.language.strip().lower()
+    return code or song.lyrics_language or (detect_language(song.text)[0] if song.text.strip() else "en")
+
+
+def alignment_to_json(alignment: SongAlignment) -> str:
+    return json.dumps(dataclasses.asdict(alignment), sort_keys=True)
+
+
+def alignment_from_json(text: str) -> SongAlignment:
+    fields = json.loads(text)
+    fields["words"] = [AlignedWord(**w) for w in fields["words"]]
+    return SongAlignment(**fields)
+
+
+def check_lyrics_match(song: Song, max_wer: float) -> None:
+    """Raise `lyrics_mismatch` when the transcript's WER against the lyrics exceeds `max_wer`."""
+    if song.lyrics_match_wer is not None and song.lyrics_match_wer > max_wer:
+        raise RejectError("lyrics_mismatch", f"transcript WER {song.lyrics_match_wer:.2f} against the lyrics "
+                          f"(> {max_wer})")
+
+
+class AlignLyrics(RejectingDoFn):
+    """Song -> song with `alignment` (words with start, end, confidence), or a reject.
+
+    Songs without lyrics pass with `alignment = None` (`not_applicable`); a song whose
+    alignment fails is rejected (`alignment_failed`) only when `config.required`, else kept
+    with `alignment = None` and counted (`failed_kept`). Results are cached per song under
+    `cache_dir` (keyed by decoded audio, lyrics, times and settings), so a re-run after a
+    crash does not align finished songs again.
+    """
+
+    stage = "align"
+
+    def __init__(self, config: AlignConfig, max_wer: float, cache_dir: str = ""):
+        super().__init__()
+        self.config, self.max_wer, self.cache_dir = config, max_wer, cache_dir
+
+    def _cache_path(self, song: Song, language: str) -> str:
+        import hashlib
+
+        raw = json.dumps([song.pcm_sha256, language, [(w.text, w.start, w.parent) for w in song.words],
+                          dataclasses.asdict(self.config)], sort_keys=True)
+        key = hashlib.sha1(raw.encode()).hexdigest()
+        return f"{self.cache_dir.rstrip('/')}/{key[:2]}/{key}.json"
+
+    def _aligned(self, song: Song, language: str) -> SongAlignment:
+        from apache_beam.io.filesystems import FileSystems
+
+        from transforms.audio_store import song_samples
+
+        path = self._cache_path(song, language) if self.cache_dir else ""
+        if path and FileSystems.exists(path):
+            with FileSystems.open(path, compression_type="uncompressed") as handle:
+                return alignment_from_json(handle.read().decode())
+        rate = song.sample_rate
+
+        def read(start_s: float, end_s: float) -> np.ndarray:
+            clip = song_samples(song, int(round(start_s * rate)), int(round(end_s * rate)))
+            if rate != SAMPLE_RATE:
+                import soxr
+
+                clip = soxr.resample(clip, rate, SAMPLE_RATE)
+            return np.asarray(clip, np.float32)
+
+        groups = song_lyric_lines(song)
+        lines = [[song.words[i].text for i in group] for group in groups]
+        onsets = [song.words[i].start for group in groups for i in group]
+        result = align_song(read, song.duration, lines, language, self.config, onsets)
+        if path:
+            if "://" not in path:
+                import os
+
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            with FileSystems.create(path + ".tmp", compression_type="uncompressed") as handle:
+                handle.write(alignment_to_json(result).encode())
+            FileSystems.rename([path + ".tmp"], [path])
+        return result
+
+    def transform(self, song: Song) -> Song:
+        if not self.config.enabled or song.source != "dali" or not song.words:
+            self._count("not_applicable")
+            return song
+        language = alignment_language(song)
+        try:
+            result = self._aligned(song, language)
+            if result.aligned_fraction < self.config.min_aligned_fraction:
+                raise RuntimeError(f"only {result.aligned_fraction:.0%} of words aligned "
+                                   f"(< {self.config.min_aligned_fraction:.0%})")
+        except Exception as err:  # noqa: BLE001 - the song is kept or rejected, never lost
+            if self.config.required:
+                raise RejectError("alignment_failed", f"{type(err).__name__}: {err}") from err
+            self._count("failed_kept")
+            return song.replace(alignment=None)
+        self._count("aligned")
+        song = song.replace(alignment=result, lyrics_match_wer=result.lyrics_match_wer,
+                            alignment_score=result.mean_confidence)
+        check_lyrics_match(song, self.max_wer)
+        return song

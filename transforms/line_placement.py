@@ -112,31 +112,56 @@ def reliable_pairs(pairs: list[tuple[int, int]], min_run: int = 2, max_gap: int 
     return [p for run in runs if len(run) >= min_run for p in run]
 
 
-_TRANSCRIBERS: dict[tuple[str, int], object] = {}
-
-
-def _transcriber(model_dir: str, threads: int):
-    # Loaded once per process, not once per song.
-    key = (model_dir, threads)
-    if key not in _TRANSCRIBERS:
-        from faster_whisper import WhisperModel
-
-        _TRANSCRIBERS[key] = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads)
-    return _TRANSCRIBERS[key]
-
-
-def transcribe_words(model_dir: str, audio: np.ndarray, language: str, threads: int = 1) -> list[tuple[str, float, float, float]]:
-    """(word, start s, end s, probability) of Whisper's transcription of 16 kHz `audio` (greedy, no carried context)."""
-    model = _transcriber(model_dir, max(1, threads))
-    segments, _ = model.transcribe(np.asarray(audio, np.float32), language=language or None, beam_size=1,
-                                   word_timestamps=True, condition_on_previous_text=False)
-    return [(w.word, float(w.start), float(w.end), float(w.probability)) for s in segments for w in s.words]
-
-
-def place_lines(lines: list[list[str]], transcript: list[tuple[str, float, float, float]],
-                duration: float) -> tuple[list[float], int]:
-    """Estimated line onsets from a transcript, and the number of lyric words anchored."""
-    lyric = [w for line in lines for w in line]
+def anchor_words(lyric: list[str], transcript) -> dict[int, float]:
+    """Lyric word index -> heard onset (s), for words in reliable runs of transcript matches."""
     pairs = reliable_pairs(match_words(lyric, [w[0] for w in transcript]))
-    anchors = {i: transcript[j][1] for i, j in pairs}
-    return line_onsets_from_anchors([len(l) for l in lines], anchors, duration), len(anchors)
+    return {i: float(transcript[j][1]) for i, j in pairs}
+
+
+def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
+                         duration: float) -> list[tuple[int, int, float, float]]:
+    """Runs of lines without any anchor: (first line, last line, time after, time before).
+
+    The times are the last anchor before the run and the first anchor after it (0 and
+    `duration` at the ends): the run must be sung between them.
+    """
+    firsts = np.concatenate([[0], np.cumsum(line_word_counts)]).astype(int)
+    anchored = [any(k in anchors for k in range(firsts[i], firsts[i + 1])) for i in range(len(line_word_counts))]
+    stretches, line = [], 0
+    while line < len(anchored):
+        if anchored[line]:
+            line += 1
+            continue
+        end = line
+        while end + 1 < len(anchored) and not anchored[end + 1]:
+            end += 1
+        before = [t for k, t in anchors.items() if k < firsts[line]]
+        after = [t for k, t in anchors.items() if k >= firsts[end + 1]]
+        stretches.append((line, end, max(before) if before else 0.0, min(after) if after else duration))
+        line = end + 1
+    return stretches
+
+
+def place_lines(lines: list[list[str]], transcript, duration: float,
+                retranscribe=None, min_gap_s: float = 3.0) -> tuple[list[float], int]:
+    """Estimated line onsets from a transcript (`transcribe.HeardWord`s), and the number of lyric words anchored.
+
+    `retranscribe(start_s, end_s, hint)`, when given, transcribes a stretch again with the
+    lyrics of the lines not found there as a hint (Whisper heard them as something else, or
+    looped); its words, matched against those lines only, add anchors. Without it, unanchored
+    lines are spread between their anchored neighbours.
+    """
+    lyric = [w for line in lines for w in line]
+    counts = [len(l) for l in lines]
+    anchors = anchor_words(lyric, transcript)
+    if retranscribe is not None:
+        firsts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        for first_line, last_line, after, before in unanchored_stretches(counts, anchors, duration):
+            if before - after < min_gap_s:
+                continue
+            words = lyric[firsts[first_line]: firsts[last_line + 1]]
+            heard = retranscribe(after, before, " ".join(words))
+            for k, t in anchor_words(words, heard).items():
+                if after <= t <= before:
+                    anchors[firsts[first_line] + k] = t
+    return line_onsets_from_anchors(counts, anchors, duration), len(anchors)

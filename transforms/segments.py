@@ -72,6 +72,7 @@ def song_row(song: Song) -> dict:
         "vocal_activity": song.vocal_activity, "lyrics_language": song.lyrics_language, "text": song.text,
         "text_original": song.text_original, "notes": _events(song.notes), "words": _events(song.words),
         "lines": _events(song.lines), "paragraphs": _events(song.paragraphs),
+        "alignment": dataclasses.asdict(song.alignment) if song.alignment is not None else None,
         "instruments": list(song.instruments), "annot_fr": song.annot_fr,
         "annot_offset": song.annot_offset, "info_json": song.info_json, "mel": _matrix(song.mel),
         "n_mels": int(song.mel.shape[1]) if song.mel is not None else 0,
@@ -114,8 +115,13 @@ def segment_rows(song: Song, config: SegmentConfig = SegmentConfig()) -> list[di
     for index, (start, end, line) in enumerate(segment_spans(song, config)):
         clip = song_samples(song, int(round(start * sr)), min(song_length(song), int(round(end * sr))))
         first, last = int(round(start / hop)), int(round(end / hop))
+        aligned_words = None
         if line >= 0:
             word_ids = [w for w, word in enumerate(song.words) if word.parent == line]
+            if song.alignment is not None and len(song.alignment.words) == len(song.words):
+                aligned_words = [{**dataclasses.asdict(song.alignment.words[w]),
+                                  "start": song.alignment.words[w].start - start,
+                                  "end": song.alignment.words[w].end - start} for w in word_ids]
             words = [song.words[w] for w in word_ids]
             text, text_original = song.lines[line].text, song.lines[line].text_original
             word_embeddings = (song.word_embeddings[word_ids] if song.word_embeddings is not None
@@ -133,6 +139,7 @@ def segment_rows(song: Song, config: SegmentConfig = SegmentConfig()) -> list[di
             "audio": {"bytes": flac_bytes(clip, sr), "path": f"{song.song_id}_{index:04d}.flac"},
             "sample_rate": sr, "duration": len(clip) / sr, "text": text, "text_original": text_original,
             "segment_words": [{"text": w.text, "start": w.start - start, "end": w.end - start} for w in words],
+            "segment_aligned_words": aligned_words,
             "segment_notes": [{"text": n.text, "start": n.start - start, "end": n.end - start,
                                "freq_lo": n.freq_lo, "freq_hi": n.freq_hi} for n in notes],
             "instruments": list(song.instruments),

@@ -1,0 +1,125 @@
+"""Transcription with word timestamps, and how well given lyrics match what is sung.
+
+Two backends give the same `HeardWord` list:
+
+- `faster-whisper` (CTranslate2, int8): the fast default.
+- `whisper-timestamped` (openai-whisper in PyTorch, word times from cross-attention DTW,
+  a confidence per word): runs on a checkpoint converted from the bundled CTranslate2 model
+  (`whisper_models.openai_checkpoint`) or on any openai-whisper checkpoint given by path.
+
+A transcript places lyric lines in time (`line_placement`), and its word error rate against
+the lyrics flags songs whose lyrics belong to another version (`lyrics_match_wer`).
+"""
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+import numpy as np
+
+BACKENDS = ("faster-whisper", "whisper-timestamped")
+
+
+class HeardWord(NamedTuple):
+    text: str
+    start: float
+    end: float
+    confidence: float
+
+
+_MODELS: dict[tuple, object] = {}
+_LOCK = threading.Lock()
+
+
+def _cached(key: tuple, load):
+    # Loaded once per process (a Beam worker runs many songs), not once per song.
+    with _LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = load()
+        return _MODELS[key]
+
+
+def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, threads: int = 1,
+                              hint: str = "") -> list[HeardWord]:
+    """Words of faster-whisper's greedy transcription of 16 kHz `audio`, with times and probabilities.
+
+    `hint`: text expected in the audio (e.g. the lyrics of lines not yet found), given to
+    every 30 s window's prompt as hotwords.
+    """
+    def load():
+        from faster_whisper import WhisperModel
+
+        return WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=max(1, threads))
+
+    model = _cached(("faster-whisper", model_dir, threads), load)
+    segments, _ = model.transcribe(np.asarray(audio, np.float32), language=language or None, beam_size=1,
+                                   word_timestamps=True, condition_on_previous_text=False,
+                                   hotwords=hint or None)
+    return [HeardWord(w.word.strip(), float(w.start), float(w.end), float(w.probability))
+            for s in segments for w in s.words]
+
+
+def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language: str, threads: int = 1,
+                                   hint: str = "") -> list[HeardWord]:
+    """Words of whisper-timestamped's transcription of 16 kHz `audio` (greedy, fp32 on CPU); `hint` is the initial prompt."""
+    import torch
+    import whisper_timestamped
+
+    from transforms.whisper_models import load_openai_whisper
+
+    torch.set_num_threads(max(1, threads))
+    model = _cached(("whisper-timestamped", checkpoint), lambda: load_openai_whisper(checkpoint))
+    if not model.is_multilingual:
+        language = "en"
+    result = whisper_timestamped.transcribe(model, np.asarray(audio, np.float32), language=language or None,
+                                            fp16=False, beam_size=None, best_of=None,
+                                            condition_on_previous_text=False, verbose=None,
+                                            initial_prompt=hint or None)
+    return [HeardWord(w["text"].strip(), float(w["start"]), float(w["end"]), float(w.get("confidence", 0.0)))
+            for s in result["segments"] for w in s.get("words", [])]
+
+
+def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = "", checkpoint: str = "",
+               threads: int = 1, hint: str = "") -> tuple[list[HeardWord], str]:
+    """(words, model name) of `audio` transcribed by `backend`.
+
+    `model_dir`: a CTranslate2 Whisper directory (empty: the multilingual base, which also
+    transcribes English better than tiny.en on sung lyrics — bench/results/README.md).
+    `checkpoint`: an openai-whisper checkpoint for whisper-timestamped (empty: converted
+    from `model_dir`).
+    """
+    import os
+
+    from transforms.whisper_models import base_dir, openai_checkpoint
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown transcription backend {backend!r}; known: {BACKENDS}")
+    model_dir = model_dir or base_dir()
+    if backend == "faster-whisper":
+        words = transcribe_faster_whisper(model_dir, audio, language, threads, hint)
+        return words, os.path.basename(model_dir.rstrip("/"))
+    checkpoint = checkpoint or openai_checkpoint(model_dir)
+    return transcribe_whisper_timestamped(checkpoint, audio, language, threads, hint), os.path.basename(checkpoint)
+
+
+def word_error_rate(reference: list[str], hypothesis: list[str]) -> float:
+    """(substitutions + deletions + insertions) / len(reference), by word-level edit distance."""
+    if not reference:
+        return 0.0 if not hypothesis else 1.0
+    previous = np.arange(len(hypothesis) + 1)
+    for i, ref in enumerate(reference, 1):
+        current = np.empty_like(previous)
+        current[0] = i
+        for j, hyp in enumerate(hypothesis, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp))
+        previous = current
+    return float(previous[-1] / len(reference))
+
+
+def lyrics_match_wer(lyric_words: list[str], heard: list[HeardWord]) -> float:
+    """WER of the transcript against the lyrics, both normalised (case, accents, punctuation)."""
+    from transforms.line_placement import normalize_word
+
+    reference = [w for w in (normalize_word(x) for x in lyric_words) if w]
+    hypothesis = [w for w in (normalize_word(x.text) for x in heard) if w]
+    return word_error_rate(reference, hypothesis)
