@@ -59,6 +59,8 @@ def _train_parsers(sub: argparse._SubParsersAction) -> None:
                                "(a source with an offset error; the aligner must measure and undo it)")
     evaluate.add_argument("--transcriber", default="faster-whisper", choices=["faster-whisper", "whisper-timestamped"],
                           help="backend of the transcription pass (line placement and lyrics-match WER)")
+    evaluate.add_argument("--no-offset-correction", action="store_true",
+                          help="with --reference-lines: use the given onsets as they are (no measured offset correction)")
     evaluate.add_argument("--pad-windows", action="store_true", help="encode every window as a padded 30 s input")
     evaluate.add_argument("--no-lyrics-match", action="store_true",
                           help="with --reference-lines: skip the transcription pass that measures the lyrics-match WER")

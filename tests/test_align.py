@@ -87,3 +87,192 @@ def test_line_placement_anchors_lines_by_transcript_words():
     onsets = line_onsets_from_anchors([4, 2, 4], {0: 10.0, 6: 20.0}, 30.0)
     assert onsets[0] == 10.0 and onsets[2] == 20.0 and 10.0 < onsets[1] < 20.0
     assert line_onsets_from_anchors([2, 2], {}, 10.0) == [0.0, 5.0]
+
+
+def test_word_error_rate_and_lyrics_match():
+    from transforms.transcribe import HeardWord, lyrics_match_wer, word_error_rate
+
+    assert word_error_rate("a b c d".split(), "a x c d e".split()) == pytest.approx(2 / 4)  # 1 sub + 1 ins
+    assert word_error_rate("a b c".split(), []) == 1.0
+    assert word_error_rate([], []) == 0.0
+    heard = [HeardWord("Don't", 0, 1, 0.9), HeardWord("go,", 1, 2, 0.9), HeardWord("Déjà", 2, 3, 0.9)]
+    assert lyrics_match_wer(["don't", "go", "deja"], heard) == 0.0  # case, punctuation and accents ignored
+
+
+def test_unanchored_lines_are_transcribed_again_with_their_lyrics_as_hint():
+    from transforms.line_placement import place_lines, unanchored_stretches
+    from transforms.transcribe import HeardWord
+
+    lines = [["the", "night", "is", "young"], ["we", "run", "and", "hide"], ["burn", "the", "embers"]]
+    first_pass = [HeardWord(w, t, t + 0.3, 0.9) for w, t in
+                  [("the", 10.0), ("night", 10.4), ("is", 10.8), ("young", 11.2), ("oh", 30.0), ("oh", 31.0)]]
+    assert unanchored_stretches([4, 4, 3], {0: 10.0, 1: 10.4}, 60.0) == [(1, 2, 10.4, 60.0)]
+    calls = []
+
+    def retranscribe(start, end, hint):
+        calls.append((start, end, hint))
+        # A hinted transcript must match runs of 3: "and" alone at 45 s is not trusted.
+        return [HeardWord(w, t, t + 0.3, 0.8) for w, t in
+                [("we", 40.0), ("run", 40.5), ("and", 40.9), ("hide", 45.0), ("burn", 52.0), ("the", 52.4),
+                 ("embers", 52.8)]]
+
+    onsets, anchored = place_lines(lines, first_pass, 60.0, retranscribe)
+    assert calls == [(11.2, 60.0, "we run and hide burn the embers")]
+    assert onsets == pytest.approx([10.0, 40.0, 52.0])
+    # Without the second pass the missing lines are only spread after the last anchor.
+    plain, _ = place_lines(lines, first_pass, 60.0)
+    assert plain[1] < 20.0
+
+
+def test_converted_checkpoint_computes_what_ctranslate2_computes(shared):
+    # The openai-whisper checkpoint converted from the bundled CTranslate2 tiny.en gives the same
+    # encoder output as CTranslate2 itself (float32 both) on real audio.
+    import ctranslate2
+    import librosa
+    import torch
+
+    from transforms.whisper_models import load_openai_whisper, openai_checkpoint
+
+    model_dir = whisper_models.tiny_en_dir()
+    audio, _ = librosa.load(shared / "vocadito" / "Audio" / "vocadito_1.wav", sr=16000, duration=30.0)
+    import whisper
+
+    mel = whisper.log_mel_spectrogram(torch.from_numpy(whisper.pad_or_trim(audio)), 80)
+    ours = load_openai_whisper(openai_checkpoint(model_dir))
+    assert ours.alignment_heads.to_dense().sum() == 8  # tiny.en's heads, from the model's config.json
+    with torch.no_grad():
+        encoded = ours.encoder(mel[None]).numpy()
+    reference = ctranslate2.models.Whisper(model_dir, device="cpu", compute_type="float32")
+    expected = np.array(reference.encode(ctranslate2.StorageView.from_array(mel[None].numpy())))
+    assert encoded.shape == expected.shape == (1, 1500, 384)
+    assert np.abs(encoded - expected).max() < 1e-2 * np.abs(expected).max()
+
+
+def test_whisper_timestamped_backend_on_real_weights(shared):
+    # Spanish song, 20-50 s: whisper-timestamped (on the checkpoint converted from the multilingual
+    # base) hears lyric words where they are sung (measured: 24 anchored words, median error 0.21 s).
+    import librosa
+
+    from transforms.line_placement import anchor_words
+    from transforms.transcribe import transcribe
+
+    name = "Fantasma_-_Los_Rombos"
+    song = read_song(str(shared / "jamendo"), name)
+    audio, _ = librosa.load(shared / "jamendo" / "audio" / f"{name}.mp3", sr=16000, offset=20.0, duration=30.0)
+    heard, model = transcribe("whisper-timestamped", audio, "es")
+    assert model.endswith(".pt") and heard
+    assert all(0.0 <= w.confidence <= 1.0 and w.start <= w.end for w in heard)
+    assert all(a.start <= b.start for a, b in zip(heard, heard[1:]))
+    lyric = [w for line in song["lines"] for w in line]
+    anchors = anchor_words(lyric, heard)
+    assert len(anchors) >= 12
+    errors = [abs(t + 20.0 - song["word_onsets"][i]) for i, t in anchors.items()]
+    assert np.median(errors) < 0.5
+
+
+def _vocadito_lines(shared):
+    """vocadito's lyric lines with annotated word onsets (from the bundled sample's DALI form)."""
+    from conftest import SAMPLE
+    from transforms.dali import load_dali_file, parse_annotations
+
+    _, annotations = load_dali_file((SAMPLE / "dali" / "annotations" / "vocadito_1.gz").read_bytes())
+    lines: dict[int, list] = {}
+    for w in parse_annotations(annotations)["words"]:
+        lines.setdefault(w.parent, []).append(w)
+    return [[w.text for w in v] for v in lines.values()], [w.start for v in lines.values() for w in v]
+
+
+def test_source_offset_is_measured_and_undone(shared):
+    # Real a-cappella song with annotated word times: moving the source's times by 1 s moves the
+    # measured offset by 1 s and leaves the alignment's accuracy where it was.
+    import dataclasses
+
+    import librosa
+
+    from transforms.align import AlignConfig, align_song
+
+    lines, onsets = _vocadito_lines(shared)
+    audio, _ = librosa.load(shared / "vocadito" / "Audio" / "vocadito_1.wav", sr=16000)
+    config = dataclasses.replace(AlignConfig(), lyrics_match=False)
+    results = {}
+    for shift in (0.0, 1.0):
+        r = align_song(lambda a, b: audio[int(a * 16000): int(b * 16000)], len(audio) / 16000, lines, "tl",
+                       config, source_word_onsets=np.array(onsets) + shift)
+        results[shift] = (r, onset_metrics(np.array(onsets), np.array([w.start for w in r.words])))
+    (plain, m0), (shifted, m1) = results[0.0], results[1.0]
+    assert shifted.line_placement == "source_lines_offset_corrected"
+    assert plain.source_onset_offset_s - shifted.source_onset_offset_s == pytest.approx(1.0, abs=0.15)
+    assert m0["aae"] < 0.6 and abs(m1["aae"] - m0["aae"]) < 0.1
+    assert plain.aligned_fraction > 0.9 and 0.0 < plain.mean_confidence <= 1.0
+
+
+def _song_with_lyrics(shared, lyrics_lines):
+    import librosa
+
+    from schemas.records import AnnotationEvent, Song
+
+    audio, _ = librosa.load(shared / "vocadito" / "Audio" / "vocadito_1.wav", sr=16000)
+    words, t = [], 0.5
+    for index, line in enumerate(lyrics_lines):
+        for w in line:
+            words.append(AnnotationEvent(w, t, t + 0.4, parent=index))
+            t += 0.6
+    return Song(song_id="v", source="dali", source_path="v.gz", language="tagalog", words=words,
+                text=" ".join(w for line in lyrics_lines for w in line), audio=audio, audio_samples=len(audio),
+                sample_rate=16000, duration=len(audio) / 16000, pcm_sha256="x")
+
+
+def test_alignment_stage_keeps_or_rejects_a_failed_song(shared):
+    import dataclasses
+
+    from transforms.align import AlignConfig, AlignLyrics
+    from transforms.rejects import RejectError
+
+    song = _song_with_lyrics(shared, [["ako", "ay", "may", "lobo"]])
+    broken = dataclasses.replace(AlignConfig(), model_dir="/nonexistent/whisper", lyrics_match=False)
+    stage = AlignLyrics(broken, max_wer=0.95)
+    stage.start_bundle()
+    kept = stage.transform(song)
+    assert kept.alignment is None and kept.song_id == "v"
+    strict = AlignLyrics(dataclasses.replace(broken, required=True), max_wer=0.95)
+    strict.start_bundle()
+    with pytest.raises(RejectError) as err:
+        strict.transform(song)
+    assert err.value.reason == "alignment_failed" and "nonexistent" in err.value.detail
+    no_lyrics = dataclasses.replace(song, source="musicnet", words=[])
+    assert stage.transform(no_lyrics).alignment is None
+
+
+def test_alignment_stage_rejects_lyrics_of_another_song_and_caches(shared, tmp_path):
+    # vocadito's own lyrics pass the lyrics-match check; the JamendoLyrics English song's lyrics on
+    # vocadito's audio are rejected as lyrics_mismatch. The second run reads the cached result.
+    from transforms.align import AlignConfig, AlignLyrics
+    from transforms.rejects import RejectError
+
+    lines, _ = _vocadito_lines(shared)
+    stage = AlignLyrics(AlignConfig(), max_wer=0.95, cache_dir=str(tmp_path))
+    stage.start_bundle()
+    own = stage.transform(_song_with_lyrics(shared, lines))
+    assert own.alignment is not None and own.lyrics_match_wer < 0.95
+    assert own.alignment.transcript_backend == "faster-whisper" and len(own.alignment.words) == sum(map(len, lines))
+    assert own.alignment_score == own.alignment.mean_confidence
+    cached = list(tmp_path.rglob("*.json"))
+    assert len(cached) == 1
+    again = stage.transform(_song_with_lyrics(shared, lines))
+    assert again.alignment == own.alignment
+    other = read_song(str(shared / "jamendo"), "Avercage_-_Embers")["lines"][:12]
+    with pytest.raises(RejectError) as err:
+        stage.transform(_song_with_lyrics(shared, other))
+    assert err.value.reason == "lyrics_mismatch"
+
+
+def test_anchors_that_make_the_lyrics_impossibly_fast_are_dropped():
+    from transforms.line_placement import plausible_anchors
+
+    good = {0: 10.0, 1: 10.4, 2: 10.8, 30: 40.0, 31: 40.5, 32: 41.0}
+    assert plausible_anchors(good) == good
+    # Words 60-61 "heard" 2 s after word 32: 28 words in 2 s. The shorter run goes.
+    wrong = {**good, 60: 43.0, 61: 43.3}
+    assert plausible_anchors(wrong) == good
+    # A run heard before the run it follows in the lyrics is dropped too.
+    assert plausible_anchors({**good, 40: 20.0, 41: 20.2}) == good

@@ -206,7 +206,7 @@ def dali_song(**kw):
     ({"words": [AnnotationEvent("w", i * 0.05, i * 0.05 + 0.04) for i in range(40)]}, "implausible_word_density"),
     ({"vocal_activity": 0.02}, "instrumental_only"),
     ({"language": "english"}, "language_mismatch"),
-    ({"lyrics_match_wer": 0.95}, "lyrics_mismatch"),
+    ({"lyrics_match_wer": 0.99}, "lyrics_mismatch"),
 ])
 def test_each_quality_filter(changes, reason):
     check_quality(dali_song(), QualityConfig())

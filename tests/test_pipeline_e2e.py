@@ -143,3 +143,35 @@ def test_near_duplicate_group_and_versions(sample_run):
     assert songs["2382"]["version_group"] == "musicnet:2382"
     assert songs["vocadito_1"]["lyrics_language"] == "tl" and songs["vocadito_1"]["vocal_activity"] > 0.5
     assert songs["vocadito_1"]["bandwidth_hz"] > 15000 and songs["vocadito_1"]["clip_fraction"] == 0.0
+
+
+def test_alignment_columns(sample_run):
+    # DALI songs carry a forced alignment of their lyrics; MusicNet rows have none (null), and the
+    # run counts both. Segment words are relative to the segment start.
+    import pyarrow.dataset as ds
+
+    songs = ds.dataset(str(sample_run / "data" / "songs")).to_table(
+        columns=["song_id", "source", "words", "alignment"]).to_pylist()
+    dali = [r for r in songs if r["source"] == "dali"]
+    assert dali and all(r["alignment"] is not None for r in dali)
+    assert all(r["alignment"] is None for r in songs if r["source"] == "musicnet")
+    for row in dali:
+        a = row["alignment"]
+        assert [w["text"] for w in a["words"]] == [w["text"] for w in row["words"]]
+        assert a["model"] and a["language"] == "tl" and 0 < a["aligned_fraction"] <= 1
+        assert a["lyrics_match_wer"] is not None and a["source_onset_offset_s"] is not None
+        starts = [w["start"] for w in a["words"]]
+        assert sum(b >= x for x, b in zip(starts, starts[1:])) >= 0.9 * (len(starts) - 1)
+    segments = ds.dataset(str(sample_run / "data" / "segments")).to_table(
+        columns=["source", "segment_words", "segment_aligned_words"]).to_pylist()
+    for seg in segments:
+        if seg["source"] == "dali":
+            assert len(seg["segment_aligned_words"]) == len(seg["segment_words"])
+        else:
+            assert seg["segment_aligned_words"] is None
+    stats = json.loads((sample_run / "stats.json").read_text())
+    counters = stats["stages"]["align"]
+    # Every song that reached the stage is aligned, not applicable, or failed and kept (or rejected).
+    assert counters["in"] == counters.get("aligned", 0) + counters.get("not_applicable", 0) \
+        + counters.get("failed_kept", 0) + counters.get("rejected", 0)
+    assert counters.get("aligned", 0) >= len(dali)

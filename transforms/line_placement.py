@@ -112,10 +112,41 @@ def reliable_pairs(pairs: list[tuple[int, int]], min_run: int = 2, max_gap: int 
     return [p for run in runs if len(run) >= min_run for p in run]
 
 
-def anchor_words(lyric: list[str], transcript) -> dict[int, float]:
-    """Lyric word index -> heard onset (s), for words in reliable runs of transcript matches."""
-    pairs = reliable_pairs(match_words(lyric, [w[0] for w in transcript]))
+def anchor_words(lyric: list[str], transcript, min_run: int = 2) -> dict[int, float]:
+    """Lyric word index -> heard onset (s), for words in runs of at least `min_run` transcript matches."""
+    pairs = reliable_pairs(match_words(lyric, [w[0] for w in transcript]), min_run)
     return {i: float(transcript[j][1]) for i, j in pairs}
+
+
+def plausible_anchors(anchors: dict[int, float], max_words_per_second: float = 4.0) -> dict[int, float]:
+    """`anchors` without the runs that would make the lyrics be sung impossibly fast or backwards.
+
+    Anchors fall into runs (neighbouring lyric words); between two consecutive runs the
+    lyric words in between must fit the time in between at `max_words_per_second`. Where
+    they do not, one run is wrong (a chorus heard at another repetition, a short common
+    phrase in a hallucinated stretch): the shorter of the two is dropped, until all fit.
+    """
+    kept = dict(anchors)
+    while True:
+        keys = sorted(kept)
+        runs, current = [], []
+        for k in keys:
+            if current and k - current[-1] > 2:
+                runs.append(current)
+                current = []
+            current.append(k)
+        if current:
+            runs.append(current)
+        worst, worst_rate = None, max_words_per_second
+        for a, b in zip(runs, runs[1:]):
+            seconds = kept[b[0]] - kept[a[-1]]
+            rate = (b[0] - a[-1]) / seconds if seconds > 0 else np.inf
+            if rate > worst_rate:
+                worst, worst_rate = (a, b), rate
+        if worst is None:
+            return kept
+        for k in min(worst, key=len):
+            del kept[k]
 
 
 def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
@@ -143,7 +174,7 @@ def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
 
 
 def place_lines(lines: list[list[str]], transcript, duration: float,
-                retranscribe=None, min_gap_s: float = 3.0) -> tuple[list[float], int]:
+                retranscribe=None, min_gap_s: float = 3.0, hinted_min_run: int = 3) -> tuple[list[float], int]:
     """Estimated line onsets from a transcript (`transcribe.HeardWord`s), and the number of lyric words anchored.
 
     `retranscribe(start_s, end_s, hint)`, when given, transcribes a stretch again with the
@@ -153,7 +184,7 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
     """
     lyric = [w for line in lines for w in line]
     counts = [len(l) for l in lines]
-    anchors = anchor_words(lyric, transcript)
+    anchors = plausible_anchors(anchor_words(lyric, transcript))
     if retranscribe is not None:
         firsts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
         for first_line, last_line, after, before in unanchored_stretches(counts, anchors, duration):
@@ -161,7 +192,9 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
                 continue
             words = lyric[firsts[first_line]: firsts[last_line + 1]]
             heard = retranscribe(after, before, " ".join(words))
-            for k, t in anchor_words(words, heard).items():
+            # A hinted transcript can "hear" the hint where it is not sung: longer runs only.
+            for k, t in anchor_words(words, heard, hinted_min_run).items():
                 if after <= t <= before:
                     anchors[firsts[first_line] + k] = t
+        anchors = plausible_anchors(anchors)
     return line_onsets_from_anchors(counts, anchors, duration), len(anchors)

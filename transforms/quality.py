@@ -34,7 +34,7 @@ class QualityConfig:
     language_check: bool = True
     language_min_words: int = 20
     language_min_confidence: float = 0.95
-    lyrics_match_max_wer: float = 0.8
+    lyrics_match_max_wer: float = 0.95  # matching lyrics 0.39-0.88, wrong lyrics >= 0.98 (bench/results/README.md)
     instrumental_check: bool = True
     min_vocal_activity: float = 0.15  # p90 speech probability; measured in bench/results/dedup_quality.md
     max_clip_fraction: float = 0.001
