@@ -31,6 +31,7 @@ WINDOW_FRAMES = 3000  # Whisper's 30 s input
 
 BACKEND = "ctranslate2-whisper"
 LINE_TIMES = ("auto", "source", "transcript")
+FRONT_ENDS = ("none", "harmonic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,11 +43,13 @@ class AlignConfig:
     # transcription pass, "auto" = source times when the source has them.
     line_times: str = "auto"
     lyrics_match: bool = True  # transcribe to measure the lyrics-match WER even when source times place the lines
+    lyrics_match_chunks: int = 3  # with source times: transcribe only the this many 30 s stretches richest in words (0: all)
     transcriber: str = "faster-whisper"  # or "whisper-timestamped"
     transcribe_model_dir: str = ""  # CTranslate2 model of the transcription pass; empty: the multilingual base
     whisper_timestamped_checkpoint: str = ""  # openai-whisper checkpoint; empty: converted from the above
     lead_s: float = 0.25  # audio before a line's onset in its window (given onsets)
     slack_s: float = 1.0  # audio before and after a line's window (estimated onsets)
+    front_end: str = "none"  # "harmonic": the aligner hears librosa's harmonic part (drums removed); measured, not better
     pad_windows: bool = False  # True: every window is encoded as a padded 30 s input (slower)
     retranscribe_gaps: bool = True  # transcribe stretches where no line was found again, hinted with their lyrics
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
@@ -248,6 +251,53 @@ def transcribe_song(read: Callable, duration: float, language: str, config: Alig
     return heard, model
 
 
+def densest_stretches(onsets: list[float], duration: float, count: int, length_s: float = 30.0) -> list[tuple[float, float]]:
+    """Up to `count` non-overlapping `length_s` stretches holding the most word onsets, in time order."""
+    onsets = np.sort(np.asarray(onsets, float))
+    starts = np.arange(0.0, max(duration - length_s, 0.0) + 1.0, 1.0)
+    counts = np.searchsorted(onsets, starts + length_s) - np.searchsorted(onsets, starts)
+    chosen: list[tuple[float, float]] = []
+    for i in np.argsort(-counts, kind="stable"):
+        if len(chosen) == count or counts[i] == 0:
+            break
+        start = float(starts[i])
+        if all(start + length_s <= a or start >= b for a, b in chosen):
+            chosen.append((start, min(duration, start + length_s)))
+    return sorted(chosen)
+
+
+def sampled_lyrics_match(read: Callable, duration: float, words: list[AlignedWord], language: str,
+                         config: AlignConfig):
+    """(WER, transcript, model) of the lyrics against a transcript of the song's wordiest stretches.
+
+    The aligned word times say which lyric words each stretch holds, so a few 30 s stretches
+    measure the match at a fraction of a whole-song transcription (`lyrics_match_chunks`;
+    0 transcribes the whole song).
+    """
+    from transforms.transcribe import lyrics_match_wer
+
+    if config.lyrics_match_chunks <= 0:
+        heard, model = transcribe_song(read, duration, language, config)
+        return lyrics_match_wer([w.text for w in words], heard), heard, model
+    heard, expected, model = [], [], ""
+    for start, end in densest_stretches([w.start for w in words], duration, config.lyrics_match_chunks):
+        part, model = transcribe_song(read, end, language, config, start=start)
+        heard += part
+        expected += [w.text for w in words if start <= w.start < end]
+    return lyrics_match_wer(expected, heard), heard, model
+
+
+def harmonic_reader(read: Callable, margin: float = 2.0) -> Callable:
+    """`read` whose windows come back as their harmonic part (librosa HPSS, drums and onsets removed)."""
+    def harmonic(start_s: float, end_s: float) -> np.ndarray:
+        import librosa
+
+        clip = np.asarray(read(start_s, end_s), np.float32)
+        return librosa.effects.harmonic(clip, margin=margin) if len(clip) >= 2048 else clip
+
+    return harmonic
+
+
 def align_song(read: Callable, duration: float, lines: list[list[str]], language: str,
                config: AlignConfig = AlignConfig(), source_word_onsets=None,
                source_line_onsets=None) -> SongAlignment:
@@ -265,6 +315,11 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
 
     if config.line_times not in LINE_TIMES:
         raise ValueError(f"align.line_times must be one of {LINE_TIMES}")
+    if config.front_end not in FRONT_ENDS:
+        raise ValueError(f"align.front_end must be one of {FRONT_ENDS}")
+    heard_read = read  # the transcription pass always hears the mix
+    if config.front_end == "harmonic":
+        read = harmonic_reader(read)
     flat = [w for line in lines for w in line]
     if source_word_onsets is None and source_line_onsets is not None:
         source_word_onsets = np.full(len(flat), np.nan)
@@ -274,8 +329,8 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     use_source = source_word_onsets is not None and config.line_times != "transcript"
     aligner, model_name = aligner_for(language, config)
     heard, transcript_model, offset = None, "", None
-    if not use_source or config.lyrics_match:
-        heard, transcript_model = transcribe_song(read, duration, language, config)
+    if not use_source:
+        heard, transcript_model = transcribe_song(heard_read, duration, language, config)
     if use_source:
         # One pass with slack around the source's onsets measures their offset (a window
         # opened at a late onset cannot see the word it misses); the result comes from
@@ -292,16 +347,19 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
         offset = median_offset(words, source, firsts)
     else:
         def retranscribe(start_s, end_s, hint):
-            return transcribe_song(read, end_s, language, config, start=start_s, hint=hint)[0]
+            return transcribe_song(heard_read, end_s, language, config, start=start_s, hint=hint)[0]
 
         onsets, _ = place_lines(lines, heard, duration, retranscribe if config.retranscribe_gaps else None)
         words = align_with_line_onsets(aligner, read, lines, onsets, config, estimated=True, duration=duration)
         placement = "transcript"
+    wer = lyrics_match_wer(flat, heard) if heard is not None else None
+    if use_source and config.lyrics_match:
+        wer, heard, transcript_model = sampled_lyrics_match(heard_read, duration, words, language, config)
     return SongAlignment(
         backend=BACKEND, model=model_name, language=language, line_placement=placement, words=words,
         mean_confidence=float(np.mean([w.confidence for w in words])) if words else 0.0,
         aligned_fraction=float(np.mean([w.aligned for w in words])) if words else 0.0,
-        lyrics_match_wer=lyrics_match_wer(flat, heard) if heard is not None else None,
+        lyrics_match_wer=wer,
         transcript_backend=config.transcriber if heard is not None else "", transcript_model=transcript_model,
         source_onset_offset_s=offset)
 

@@ -52,6 +52,10 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
         return WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=max(1, threads))
 
     model = _cached(("faster-whisper", model_dir, threads), load)
+    import ctranslate2
+
+    # Temperature fallback samples: seeded, so a song's transcript (and the dataset) is reproducible.
+    ctranslate2.set_random_seed(0)
     segments, _ = model.transcribe(np.asarray(audio, np.float32), language=language or None, beam_size=1,
                                    word_timestamps=True, condition_on_previous_text=False,
                                    hotwords=hint or None)
@@ -68,6 +72,7 @@ def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language:
     from transforms.whisper_models import load_openai_whisper
 
     torch.set_num_threads(max(1, threads))
+    torch.manual_seed(0)  # temperature fallback samples: seeded for reproducible transcripts
     model = _cached(("whisper-timestamped", checkpoint), lambda: load_openai_whisper(checkpoint))
     if not model.is_multilingual:
         language = "en"
@@ -116,10 +121,30 @@ def word_error_rate(reference: list[str], hypothesis: list[str]) -> float:
     return float(previous[-1] / len(reference))
 
 
+def collapse_repeats(words: list[str], longest: int = 8) -> list[str]:
+    """`words` with every run that repeats the run just before it (1 to `longest` words) dropped.
+
+    Whisper loops on music ("you can't forever you can't forever ..."); left in, one loop
+    counts as dozens of insertions and a song with the right lyrics looks mismatched.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        for n in range(min(longest, len(out)), 0, -1):
+            if words[i: i + n] == out[-n:]:
+                i += n
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return out
+
+
 def lyrics_match_wer(lyric_words: list[str], heard: list[HeardWord]) -> float:
-    """WER of the transcript against the lyrics, both normalised (case, accents, punctuation)."""
+    """WER of the transcript against the lyrics, both normalised (case, accents, punctuation) and
+    with immediate repeats collapsed (`collapse_repeats`) on both sides."""
     from transforms.line_placement import normalize_word
 
-    reference = [w for w in (normalize_word(x) for x in lyric_words) if w]
-    hypothesis = [w for w in (normalize_word(x.text) for x in heard) if w]
+    reference = collapse_repeats([w for w in (normalize_word(x) for x in lyric_words) if w])
+    hypothesis = collapse_repeats([w for w in (normalize_word(x.text) for x in heard) if w])
     return word_error_rate(reference, hypothesis)
