@@ -111,6 +111,31 @@ def staged_artifacts(pipeline) -> list[str]:
     return sorted(names)
 
 
+_WARM_UP = "from transforms.features import FeatureConfig, warm_up\nwarm_up(FeatureConfig(), 16000)\n"
+
+
+def prepare_numba_cache() -> None:
+    """Fill numba's on-disk cache from one process before local workers start, and heal it.
+
+    Several worker processes compiling into an empty cache at once can leave an entry that
+    segfaults every later process that loads it (seen with librosa's beat tracker). A
+    warm-up in a child process writes the cache alone; if that child crashes, the cache is
+    deleted and written again.
+    """
+    import shutil
+    import subprocess
+
+    cache = os.environ["NUMBA_CACHE_DIR"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for attempt in range(2):
+        done = subprocess.run([sys.executable, "-c", _WARM_UP], cwd=root, capture_output=True, timeout=600)
+        if done.returncode == 0:
+            return
+        LOG.warning("numba warm-up exited with %s; clearing %s", done.returncode, cache)
+        shutil.rmtree(cache, ignore_errors=True)
+    raise RuntimeError(f"numba warm-up fails even with an empty cache: {done.stderr.decode()[-2000:]}")
+
+
 def _beam_options(beam_args: list[str]):
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
@@ -127,6 +152,7 @@ def _beam_options(beam_args: list[str]):
             direct.direct_running_mode = "multi_processing"
         if "--direct_num_workers" not in given:
             direct.direct_num_workers = os.cpu_count() or 1
+        prepare_numba_cache()
     return options
 
 

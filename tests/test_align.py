@@ -282,3 +282,22 @@ def test_anchors_that_make_the_lyrics_impossibly_fast_are_dropped():
     assert plausible_anchors(wrong) == good
     # A run heard before the run it follows in the lyrics is dropped too.
     assert plausible_anchors({**good, 40: 20.0, 41: 20.2}) == good
+
+
+def test_a_damaged_numba_cache_is_rebuilt(tmp_path, monkeypatch):
+    # Cache entries whose bytes are garbage (as a crash mid-write leaves them) make the warm-up
+    # child fail; the cache is cleared and written again, and the run goes on.
+    import os
+
+    from pipeline.cli import prepare_numba_cache
+
+    cache = tmp_path / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+    prepare_numba_cache()
+    entries = sorted(cache.rglob("*beat*.nbc"))
+    assert entries
+    for entry in entries:
+        entry.write_bytes(os.urandom(entry.stat().st_size))
+    prepare_numba_cache()
+    assert sorted(cache.rglob("*beat*.nbc")) == entries
+    assert all(b"\x80" in e.read_bytes()[:2] for e in entries)  # pickled again, not our random bytes

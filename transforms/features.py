@@ -7,6 +7,8 @@ by `bench/f0_trackers.py`: see bench/results/f0_trackers.md for the measurement.
 from __future__ import annotations
 
 import dataclasses
+import threading
+
 import numpy as np
 
 from schemas.records import Song
@@ -225,10 +227,19 @@ def compute_features(song: Song, config: FeatureConfig) -> Song:
                         f0_hop_seconds=hop / sr, tempo_bpm=tempo, beat_times=beats)
 
 
+_WARM_UP_LOCK = threading.Lock()
+
+
 def warm_up(config: FeatureConfig, sr: int) -> None:
-    """Run every feature once on noise so numba's JIT cost is paid in setup, not per song."""
+    """Run every feature once on noise so numba's JIT cost is paid in setup, not per song.
+
+    One thread at a time: two DoFn instances set up at once in one process (the runner's
+    thread pool) would compile or load the same numba functions concurrently, which
+    segfaults in librosa's beat tracker.
+    """
     noise = np.random.default_rng(0).standard_normal(sr * 2).astype(np.float32) * 0.1
-    compute_features(Song(song_id="warmup", source="", source_path="", audio=noise, sample_rate=sr), config)
+    with _WARM_UP_LOCK:
+        compute_features(Song(song_id="warmup", source="", source_path="", audio=noise, sample_rate=sr), config)
 
 
 class ComputeFeatures(RejectingDoFn):
