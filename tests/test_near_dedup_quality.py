@@ -219,6 +219,8 @@ def test_filters_pass_when_unmeasured_or_configured_off():
     check_quality(dali_song(vocal_activity=-1.0, lyrics_match_wer=None, language="klingon"), QualityConfig())
     check_quality(dali_song(lyrics_language_confidence=0.5, language="english"), QualityConfig())
     check_quality(dali_song(clip_fraction=0.01), QualityConfig(max_clip_fraction=0.05))
+    few = [AnnotationEvent("w", i * 0.5, i * 0.5 + 0.4) for i in range(19)]
+    check_quality(dali_song(lyrics_match_wer=0.99, words=few), QualityConfig())  # too few words to judge
     music = dali_song(source="musicnet", vocal_activity=0.0)
     check_quality(music, QualityConfig())
     assert words_per_second(dali_song()) == pytest.approx(30 / 14.9, rel=0.01)

@@ -16,6 +16,8 @@ def segment_row(i, frames=5):
         "start": 1.0, "end": 2.0,
         "audio": {"bytes": b"fLaC", "path": "x.flac"}, "sample_rate": 16000, "duration": 1.0,
         "text": "hi", "text_original": "hi", "segment_words": [{"text": "hi", "start": 0.1, "end": 0.5}],
+        "segment_aligned_words": None if i == 0 else [
+            {"text": "hi", "start": 0.12, "end": 0.48, "confidence": 0.75, "aligned": True}],
         "segment_notes": [], "instruments": [], "mel": np.full((frames, 80), i, np.float32), "n_mels": 80,
         "mel_hop_seconds": 0.01, "f0_hz": np.arange(frames, dtype=np.float32),
         "voiced": np.arange(frames) % 2 == 0, "f0_hop_seconds": 0.01,
@@ -52,6 +54,8 @@ def test_rows_to_table_round_trip(tmp_path):
     mel = back.column("mel").to_pylist()
     assert [len(m) for m in mel] == [3, 4, 5] and mel[2][4][79] == 2.0
     assert back.column("voiced").to_pylist()[1] == [True, False, True, False]
+    aligned = back.column("segment_aligned_words").to_pylist()
+    assert aligned[0] is None and aligned[1][0]["confidence"] == 0.75 and aligned[1][0]["start"] == 0.12
     assert back.column("word_embeddings").to_pylist()[0] == []
     assert len(back.column("word_embeddings").to_pylist()[1][0]) == 384
     assert not list(tmp_path.glob(".*"))  # the temp name was renamed away

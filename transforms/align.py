@@ -395,9 +395,10 @@ def alignment_from_json(text: str) -> SongAlignment:
     return SongAlignment(**fields)
 
 
-def check_lyrics_match(song: Song, max_wer: float) -> None:
-    """Raise `lyrics_mismatch` when the transcript's WER against the lyrics exceeds `max_wer`."""
-    if song.lyrics_match_wer is not None and song.lyrics_match_wer > max_wer:
+def check_lyrics_match(song: Song, max_wer: float, min_words: int = 20) -> None:
+    """Raise `lyrics_mismatch` when the transcript's WER against the lyrics exceeds `max_wer`
+    (songs with fewer than `min_words` lyric words are not judged: their WER is noise)."""
+    if song.lyrics_match_wer is not None and song.lyrics_match_wer > max_wer and len(song.words) >= min_words:
         raise RejectError("lyrics_mismatch", f"transcript WER {song.lyrics_match_wer:.2f} against the lyrics "
                           f"(> {max_wer})")
 
@@ -414,9 +415,9 @@ class AlignLyrics(RejectingDoFn):
 
     stage = "align"
 
-    def __init__(self, config: AlignConfig, max_wer: float, cache_dir: str = ""):
+    def __init__(self, config: AlignConfig, max_wer: float, cache_dir: str = "", min_words: int = 20):
         super().__init__()
-        self.config, self.max_wer, self.cache_dir = config, max_wer, cache_dir
+        self.config, self.max_wer, self.cache_dir, self.min_words = config, max_wer, cache_dir, min_words
 
     def _cache_path(self, song: Song, language: str) -> str:
         import hashlib
@@ -477,5 +478,5 @@ class AlignLyrics(RejectingDoFn):
         self._count("aligned")
         song = song.replace(alignment=result, lyrics_match_wer=result.lyrics_match_wer,
                             alignment_score=result.mean_confidence)
-        check_lyrics_match(song, self.max_wer)
+        check_lyrics_match(song, self.max_wer, self.min_words)
         return song

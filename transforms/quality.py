@@ -34,6 +34,7 @@ class QualityConfig:
     language_check: bool = True
     language_min_words: int = 20
     language_min_confidence: float = 0.95
+    lyrics_match_min_words: int = 20  # fewer lyric words: the WER is too noisy to reject on
     lyrics_match_max_wer: float = 0.95  # matching lyrics 0.39-0.88, wrong lyrics >= 0.98 (bench/results/README.md)
     instrumental_check: bool = True
     min_vocal_activity: float = 0.15  # p90 speech probability; measured in bench/results/dedup_quality.md
@@ -173,7 +174,8 @@ def check_quality(song: Song, config: QualityConfig) -> None:
             and song.lyrics_language_confidence >= config.language_min_confidence):
         raise RejectError("language_mismatch", f"lyrics look {song.lyrics_language} "
                           f"(p={song.lyrics_language_confidence:.2f}), metadata says {song.language}")
-    if song.lyrics_match_wer is not None and song.lyrics_match_wer > config.lyrics_match_max_wer:
+    if (song.lyrics_match_wer is not None and song.lyrics_match_wer > config.lyrics_match_max_wer
+            and len(song.words) >= config.lyrics_match_min_words):
         raise RejectError("lyrics_mismatch", f"transcript WER {song.lyrics_match_wer:.2f} against the lyrics")
 
 
