@@ -206,7 +206,7 @@ def dali_song(**kw):
     ({"words": [AnnotationEvent("w", i * 0.05, i * 0.05 + 0.04) for i in range(40)]}, "implausible_word_density"),
     ({"vocal_activity": 0.02}, "instrumental_only"),
     ({"language": "english"}, "language_mismatch"),
-    ({"lyrics_match_wer": 0.99}, "lyrics_mismatch"),
+    ({"lyrics_match_wer": 1.2}, "lyrics_mismatch"),
 ])
 def test_each_quality_filter(changes, reason):
     check_quality(dali_song(), QualityConfig())
@@ -220,7 +220,7 @@ def test_filters_pass_when_unmeasured_or_configured_off():
     check_quality(dali_song(lyrics_language_confidence=0.5, language="english"), QualityConfig())
     check_quality(dali_song(clip_fraction=0.01), QualityConfig(max_clip_fraction=0.05))
     few = [AnnotationEvent("w", i * 0.5, i * 0.5 + 0.4) for i in range(19)]
-    check_quality(dali_song(lyrics_match_wer=0.99, words=few), QualityConfig())  # too few words to judge
+    check_quality(dali_song(lyrics_match_wer=1.2, words=few), QualityConfig())  # too few words to judge
     music = dali_song(source="musicnet", vocal_activity=0.0)
     check_quality(music, QualityConfig())
     assert words_per_second(dali_song()) == pytest.approx(30 / 14.9, rel=0.01)
