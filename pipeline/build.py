@@ -67,9 +67,7 @@ class BuildDataset(beam.PTransform):
         # After exact dedup (no point aligning a copy), before near-dedup (whose canonical rule
         # prefers the better-aligned copy); results cached per song for resumed runs.
         aligned = unique.songs | "Align" >> beam.ParDo(AlignLyrics(
-            cfg.align, cfg.quality.lyrics_match_max_wer,
-            f"{self.output_dir.rstrip('/')}/.work/align" if self.use_cache else "",
-            cfg.quality.lyrics_match_min_words)).with_outputs(REJECTS, main="songs")
+            cfg.align, cfg.quality, f"{self.output_dir.rstrip('/')}/.work/align" if self.use_cache else "")).with_outputs(REJECTS, main="songs")
         distinct, near_rejects = aligned.songs, []
         if cfg.near_dedup.audio:
             printed = aligned.songs | "Fingerprint" >> beam.ParDo(ComputeFingerprint()).with_outputs(REJECTS, main="songs")

@@ -232,15 +232,16 @@ def test_alignment_stage_keeps_or_rejects_a_failed_song(shared):
     import dataclasses
 
     from transforms.align import AlignConfig, AlignLyrics
+    from transforms.quality import QualityConfig
     from transforms.rejects import RejectError
 
     song = _song_with_lyrics(shared, [["ako", "ay", "may", "lobo"]])
     broken = dataclasses.replace(AlignConfig(), model_dir="/nonexistent/whisper", lyrics_match=False)
-    stage = AlignLyrics(broken, max_wer=0.95)
+    stage = AlignLyrics(broken, QualityConfig(lyrics_match_max_wer=0.95))
     stage.start_bundle()
     kept = stage.transform(song)
     assert kept.alignment is None and kept.song_id == "v"
-    strict = AlignLyrics(dataclasses.replace(broken, required=True), max_wer=0.95)
+    strict = AlignLyrics(dataclasses.replace(broken, required=True), QualityConfig(lyrics_match_max_wer=0.95))
     strict.start_bundle()
     with pytest.raises(RejectError) as err:
         strict.transform(song)
@@ -253,10 +254,11 @@ def test_alignment_stage_rejects_lyrics_of_another_song_and_caches(shared, tmp_p
     # vocadito's own lyrics pass the lyrics-match check; the JamendoLyrics English song's lyrics on
     # vocadito's audio are rejected as lyrics_mismatch. The second run reads the cached result.
     from transforms.align import AlignConfig, AlignLyrics
+    from transforms.quality import QualityConfig
     from transforms.rejects import RejectError
 
     lines, _ = _vocadito_lines(shared)
-    stage = AlignLyrics(AlignConfig(), max_wer=0.95, cache_dir=str(tmp_path))
+    stage = AlignLyrics(AlignConfig(), QualityConfig(lyrics_match_max_wer=0.95), cache_dir=str(tmp_path))
     stage.start_bundle()
     own = stage.transform(_song_with_lyrics(shared, lines))
     assert own.alignment is not None and own.lyrics_match_wer < 0.95

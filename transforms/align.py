@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
 from schemas.records import AlignedWord, Song, SongAlignment
 from transforms.rejects import RejectError, RejectingDoFn
+
+if TYPE_CHECKING:
+    from transforms.quality import QualityConfig
 
 SAMPLE_RATE = 16000
 HOP = 160  # mel frames of 10 ms
@@ -395,14 +398,6 @@ def alignment_from_json(text: str) -> SongAlignment:
     return SongAlignment(**fields)
 
 
-def check_lyrics_match(song: Song, max_wer: float, min_words: int = 20) -> None:
-    """Raise `lyrics_mismatch` when the transcript's WER against the lyrics exceeds `max_wer`
-    (songs with fewer than `min_words` lyric words are not judged: their WER is noise)."""
-    if song.lyrics_match_wer is not None and song.lyrics_match_wer > max_wer and len(song.words) >= min_words:
-        raise RejectError("lyrics_mismatch", f"transcript WER {song.lyrics_match_wer:.2f} against the lyrics "
-                          f"(> {max_wer})")
-
-
 class AlignLyrics(RejectingDoFn):
     """Song -> song with `alignment` (words with start, end, confidence), or a reject.
 
@@ -415,9 +410,9 @@ class AlignLyrics(RejectingDoFn):
 
     stage = "align"
 
-    def __init__(self, config: AlignConfig, max_wer: float, cache_dir: str = "", min_words: int = 20):
+    def __init__(self, config: AlignConfig, quality: "QualityConfig", cache_dir: str = ""):
         super().__init__()
-        self.config, self.max_wer, self.cache_dir, self.min_words = config, max_wer, cache_dir, min_words
+        self.config, self.quality, self.cache_dir = config, quality, cache_dir
 
     def _cache_path(self, song: Song, language: str) -> str:
         import hashlib
@@ -478,5 +473,7 @@ class AlignLyrics(RejectingDoFn):
         self._count("aligned")
         song = song.replace(alignment=result, lyrics_match_wer=result.lyrics_match_wer,
                             alignment_score=result.mean_confidence)
-        check_lyrics_match(song, self.max_wer, self.min_words)
+        from transforms.quality import check_lyrics_match
+
+        check_lyrics_match(song, self.quality)
         return song

@@ -176,9 +176,16 @@ def check_quality(song: Song, config: QualityConfig) -> None:
             and song.lyrics_language_confidence >= config.language_min_confidence):
         raise RejectError("language_mismatch", f"lyrics look {song.lyrics_language} "
                           f"(p={song.lyrics_language_confidence:.2f}), metadata says {song.language}")
+    check_lyrics_match(song, config)
+
+
+def check_lyrics_match(song: Song, config: QualityConfig) -> None:
+    """Raise `lyrics_mismatch` when the transcript's WER against the lyrics exceeds the limit
+    (songs with fewer than `lyrics_match_min_words` lyric words are not judged: their WER is noise)."""
     if (song.lyrics_match_wer is not None and song.lyrics_match_wer > config.lyrics_match_max_wer
             and len(song.words) >= config.lyrics_match_min_words):
-        raise RejectError("lyrics_mismatch", f"transcript WER {song.lyrics_match_wer:.2f} against the lyrics")
+        raise RejectError("lyrics_mismatch", f"transcript WER {song.lyrics_match_wer:.2f} against the lyrics "
+                          f"(> {config.lyrics_match_max_wer})")
 
 
 class QualityFilter(RejectingDoFn):
