@@ -67,6 +67,9 @@ def test_real_weights_align_a_real_song_at_its_reference_lines(shared):
     assert np.mean(np.diff(starts) >= 0) > 0.95  # lines are sung in order
     m = onset_metrics(np.array(song["word_onsets"]), starts)
     assert m["aae"] < 0.5 and m["pco"] > 0.7
+    # Each line's first word starts at its given onset, not `lead_s` before it at the window's edge.
+    firsts = np.cumsum([0] + [len(line) for line in song["lines"][:-1]])
+    assert np.mean(np.isclose(starts[firsts], song["line_onsets"], atol=1e-6)) > 0.95
 
 
 def test_line_placement_anchors_lines_by_transcript_words():
@@ -210,6 +213,34 @@ def test_source_offset_is_measured_and_undone(shared):
     assert plain.source_onset_offset_s - shifted.source_onset_offset_s == pytest.approx(1.0, abs=0.15)
     assert m0["aae"] < 0.6 and abs(m1["aae"] - m0["aae"]) < 0.1
     assert plain.aligned_fraction > 0.9 and 0.0 < plain.mean_confidence <= 1.0
+
+
+def test_a_spurious_source_offset_is_not_applied(shared, monkeypatch):
+    # The probe pass can report an offset the source does not have (the aligner's own bias);
+    # the corrected alignment is then less probable than the one at the source's times, and
+    # is not kept.
+    import dataclasses
+
+    import librosa
+
+    from transforms import align
+
+    lines, onsets = _vocadito_lines(shared)
+    audio, _ = librosa.load(shared / "vocadito" / "Audio" / "vocadito_1.wav", sr=16000)
+    measured = []
+
+    def spurious_probe_offset(words, reference, firsts=()):
+        measured.append(align.median_offset.__wrapped__(words, reference, firsts))
+        return 0.8 if len(measured) == 1 else measured[-1]
+
+    spurious_probe_offset.__wrapped__ = align.median_offset
+    monkeypatch.setattr(align, "median_offset", spurious_probe_offset)
+    config = dataclasses.replace(align.AlignConfig(), lyrics_match=False)
+    result = align.align_song(lambda a, b: audio[int(a * 16000): int(b * 16000)], len(audio) / 16000, lines,
+                              "tl", config, source_word_onsets=np.array(onsets))
+    assert len(measured) == 2  # the probe, then the kept alignment
+    assert result.line_placement == "source_lines"
+    assert onset_metrics(np.array(onsets), np.array([w.start for w in result.words]))["aae"] < 0.6
 
 
 def _song_with_lyrics(shared, lyrics_lines):

@@ -56,6 +56,7 @@ class AlignConfig:
     pad_windows: bool = False  # True: every window is encoded as a padded 30 s input (slower)
     retranscribe_gaps: bool = True  # transcribe stretches where no line was found again, hinted with their lyrics
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
+    max_seconds_per_word: float = 0.0  # >0: a line's window ends at most 2 s + this per word after its onset (measured: 2.0 -> AAE 0.336 vs 0.330 s off)
     offset_min_s: float = 0.2  # a source offset at least this large is corrected
     min_aligned_fraction: float = 0.5  # below it the alignment counts as failed
     threads: int = 1
@@ -160,12 +161,15 @@ def words_from_alignment(words: list[str], per_word: list[list[int]], alignments
 
 
 def windows_from_line_onsets(line_onsets: list[float], duration: float, lead_s: float = 0.25,
-                             tail_s: float = 0.0) -> list[tuple[float, float, list[int]]]:
+                             tail_s: float = 0.0, word_counts: Optional[list[int]] = None,
+                             seconds_per_word: float = 0.0) -> list[tuple[float, float, list[int]]]:
     """One window per line: (start s, end s, [line index]).
 
     A window opens `lead_s` before its line's onset and ends `tail_s` after the next line's
     onset (the last at the end of the audio), at most 30 s after it opened; estimated onsets
-    want the slack, reference onsets do not. One line per window
+    want the slack, reference onsets do not. With `word_counts` and `seconds_per_word`, a
+    window also ends at most 2 s + `seconds_per_word` per word after the onset, so a line
+    followed by a long instrumental does not spread its words into it. One line per window
     measured better than several lines per window (bench/results/README.md: AAE 0.37 s
     against 0.63 s with ≤ 25 s groups), as each line is then held to its own stretch.
     """
@@ -174,6 +178,8 @@ def windows_from_line_onsets(line_onsets: list[float], duration: float, lead_s: 
         start = max(0.0, onset - lead_s)
         following = line_onsets[i + 1] + tail_s if i + 1 < len(line_onsets) else duration
         end = min(max(following, start + 1.0), start + WINDOW_FRAMES * HOP / SAMPLE_RATE, duration)
+        if word_counts is not None and seconds_per_word > 0:
+            end = min(end, max(onset + 2.0 + seconds_per_word * word_counts[i], start + 1.0) + tail_s)
         windows.append((start, end, [i]))
     return windows
 
@@ -193,12 +199,20 @@ def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]
         duration = len(audio) / SAMPLE_RATE
     lead, tail = (config.slack_s, config.slack_s) if estimated else (config.lead_s, 0.0)
     out: list[AlignedWord] = []
-    for start, end, members in windows_from_line_onsets(line_onsets, duration, lead, tail):
+    windows = windows_from_line_onsets(line_onsets, duration, lead, tail, [len(line) for line in lines],
+                                       config.max_seconds_per_word)
+    for start, end, members in windows:
         words = [w for i in members for w in lines[i]]
         previous = [w for line in lines[: members[0]] for w in line]
         # Only with slack: at a reference onset the lead-in word would take the first word's audio.
         lead_in = (previous[-1] if previous else "♪") if config.lead_in and estimated else ""
-        out += aligner.align_window(read(start, end), words, offset_s=start, pad=config.pad_windows, lead_in=lead_in)
+        aligned = aligner.align_window(read(start, end), words, offset_s=start, pad=config.pad_windows, lead_in=lead_in)
+        if aligned and not estimated:
+            # The path pins the first word to the window's first frame, `lead_s` early; a
+            # given onset is the better time for it (measured: first words 0.25 s -> 0 s off).
+            onset = min(max(line_onsets[members[0]], aligned[0].start), aligned[0].end)
+            aligned[0] = dataclasses.replace(aligned[0], start=float(onset))
+        out += aligned
     return out
 
 
@@ -240,7 +254,7 @@ def median_offset(words: list[AlignedWord], reference_onsets, window_first: list
 
 
 def transcribe_song(read: Callable, duration: float, language: str, config: AlignConfig, block_s: float = 300.0,
-                    start: float = 0.0, hint: str = ""):
+                    start: float = 0.0, hint: str = "", word_times: bool = True):
     """Transcript words of a song from `start` to `duration`, read in blocks of `block_s` (bounded memory); model name."""
     from transforms.transcribe import HeardWord, transcribe
 
@@ -248,7 +262,7 @@ def transcribe_song(read: Callable, duration: float, language: str, config: Alig
     while start < duration:
         end = min(duration, start + block_s)
         words, model = transcribe(config.transcriber, read(start, end), language, config.transcribe_model_dir,
-                                  config.whisper_timestamped_checkpoint, config.threads, hint)
+                                  config.whisper_timestamped_checkpoint, config.threads, hint, word_times)
         heard += [HeardWord(w.text, w.start + start, w.end + start, w.confidence) for w in words]
         start = end
     return heard, model
@@ -280,11 +294,11 @@ def sampled_lyrics_match(read: Callable, duration: float, words: list[AlignedWor
     from transforms.transcribe import lyrics_match_wer
 
     if config.lyrics_match_chunks <= 0:
-        heard, model = transcribe_song(read, duration, language, config)
+        heard, model = transcribe_song(read, duration, language, config, word_times=False)
         return lyrics_match_wer([w.text for w in words], heard), heard, model
     heard, expected, model = [], [], ""
     for start, end in densest_stretches([w.start for w in words], duration, config.lyrics_match_chunks):
-        part, model = transcribe_song(read, end, language, config, start=start)
+        part, model = transcribe_song(read, end, language, config, start=start, word_times=False)
         heard += part
         expected += [w.text for w in words if start <= w.start < end]
     return lyrics_match_wer(expected, heard), heard, model
@@ -309,7 +323,8 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     `read(start_s, end_s)` gives 16 kHz samples. With `source_word_onsets` (one per word,
     e.g. DALI's) or only `source_line_onsets` (one per line), and `line_times` "auto"/"source", windows open at the source's line onsets;
     the median offset between our onsets and the source's is measured and, when at least
-    `offset_min_s`, the onsets are shifted by it and the song aligned again. Otherwise a
+    `offset_min_s`, the song is also aligned with the onsets shifted by it, and the alignment
+    with the higher mean token probability is kept. Otherwise a
     transcription pass places the lines (`line_placement`). With `lyrics_match`, the
     transcript's WER against the lyrics is measured.
     """
@@ -342,11 +357,17 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
         onsets = source[line_first_words(lines)]
         probe = align_with_line_onsets(aligner, read, lines, list(onsets), config, estimated=True, duration=duration)
         firsts = line_first_words(lines)
-        offset, placement = median_offset(probe, source, firsts), "source_lines"
+        offset = median_offset(probe, source, firsts)
+        candidates = [("source_lines", onsets)]
         if abs(offset) >= config.offset_min_s:
-            onsets = np.clip(onsets + offset, 0.0, max(0.0, duration - 0.5))
-            placement = "source_lines_offset_corrected"
-        words = align_with_line_onsets(aligner, read, lines, list(onsets), config, duration=duration)
+            candidates.append(("source_lines_offset_corrected", np.clip(onsets + offset, 0.0, max(0.0, duration - 0.5))))
+        # The probe's offset can be the aligner's own bias (measured -0.42 s on a song with
+        # exact line times), so the alignment's token probabilities decide whether to apply it.
+        scored = []
+        for placement, line_onsets in candidates:
+            aligned = align_with_line_onsets(aligner, read, lines, list(line_onsets), config, duration=duration)
+            scored.append((float(np.mean([w.confidence for w in aligned])) if aligned else 0.0, placement, aligned))
+        _, placement, words = max(scored, key=lambda item: item[0])
         offset = median_offset(words, source, firsts)
     else:
         def retranscribe(start_s, end_s, hint):

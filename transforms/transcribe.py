@@ -40,11 +40,13 @@ def _cached(key: tuple, load):
 
 
 def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, threads: int = 1,
-                              hint: str = "") -> list[HeardWord]:
+                              hint: str = "", word_times: bool = True) -> list[HeardWord]:
     """Words of faster-whisper's greedy transcription of 16 kHz `audio`, with times and probabilities.
 
     `hint`: text expected in the audio (e.g. the lyrics of lines not yet found), given to
-    every 30 s window's prompt as hotwords.
+    every 30 s window's prompt as hotwords. `word_times=False` (text only, e.g. for a word
+    error rate): one decoding at temperature 0, no word-timing pass; each word gets its
+    segment's times and probability 0.
     """
     def load():
         from faster_whisper import WhisperModel
@@ -57,8 +59,10 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
     # Temperature fallback samples: seeded, so a song's transcript (and the dataset) is reproducible.
     ctranslate2.set_random_seed(0)
     segments, _ = model.transcribe(np.asarray(audio, np.float32), language=language or None, beam_size=1,
-                                   word_timestamps=True, condition_on_previous_text=False,
-                                   hotwords=hint or None)
+                                   word_timestamps=word_times, condition_on_previous_text=False,
+                                   hotwords=hint or None, temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if word_times else 0.0)
+    if not word_times:
+        return [HeardWord(text, float(s.start), float(s.end), 0.0) for s in segments for text in s.text.split()]
     return [HeardWord(w.word.strip(), float(w.start), float(w.end), float(w.probability))
             for s in segments for w in s.words]
 
@@ -85,13 +89,14 @@ def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language:
 
 
 def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = "", checkpoint: str = "",
-               threads: int = 1, hint: str = "") -> tuple[list[HeardWord], str]:
+               threads: int = 1, hint: str = "", word_times: bool = True) -> tuple[list[HeardWord], str]:
     """(words, model name) of `audio` transcribed by `backend`.
 
     `model_dir`: a CTranslate2 Whisper directory (empty: the multilingual base, which also
     transcribes English better than tiny.en on sung lyrics — bench/results/README.md).
     `checkpoint`: an openai-whisper checkpoint for whisper-timestamped (empty: converted
-    from `model_dir`).
+    from `model_dir`). `word_times=False`: text is enough (faster-whisper then skips its
+    word-timing pass and temperature fallback; whisper-timestamped always times words).
     """
     import os
 
@@ -101,7 +106,7 @@ def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = 
         raise ValueError(f"unknown transcription backend {backend!r}; known: {BACKENDS}")
     model_dir = model_dir or base_dir()
     if backend == "faster-whisper":
-        words = transcribe_faster_whisper(model_dir, audio, language, threads, hint)
+        words = transcribe_faster_whisper(model_dir, audio, language, threads, hint, word_times)
         return words, os.path.basename(model_dir.rstrip("/"))
     checkpoint = checkpoint or openai_checkpoint(model_dir)
     return transcribe_whisper_timestamped(checkpoint, audio, language, threads, hint), os.path.basename(checkpoint)
