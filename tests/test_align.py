@@ -317,6 +317,58 @@ def test_anchors_that_make_the_lyrics_impossibly_fast_are_dropped():
     assert plausible_anchors({**good, 40: 20.0, 41: 20.2}) == good
 
 
+def test_vocables_loops_and_scattered_words_anchor_nothing():
+    from transforms.line_placement import anchor_words, is_vocable_line, place_lines
+    from transforms.transcribe import HeardWord
+
+    assert is_vocable_line("ooh ooh oh".split()) and is_vocable_line("ba da da dam".split())
+    assert is_vocable_line(["Yeah,", "yeah!"]) and not is_vocable_line("la tristeza es muy extraña".split())
+    assert not is_vocable_line("die liebe".split()) and not is_vocable_line([])
+    lines = [["the", "night", "is", "young"], ["ooh", "ooh", "ooh"], ["we", "run", "and", "hide"]]
+    heard = [HeardWord(w, t, t + 0.3, 0.9) for w, t in
+             [("the", 10.0), ("night", 10.4), ("is", 10.8), ("young", 11.2),
+              ("ooh", 40.0), ("ooh", 40.5), ("ooh", 41.0), ("we", 50.0), ("run", 50.4), ("and", 50.8), ("hide", 51.2)]]
+    # The heard "ooh"s could be any repetition: the ooh line is spread between its neighbours.
+    onsets, anchors = place_lines(lines, heard, 60.0)
+    assert not {4, 5, 6} & set(anchors) and onsets[0] == 10.0 and onsets[2] == 50.0
+    assert 11.2 < onsets[1] < 50.0 and onsets[1] != 40.0
+    lyric = "one day it all will burn".split()
+    # A decoding loop puts words at one instant; neighbours 7 s apart are not one run.
+    loop = [HeardWord(w, 20.0, 20.0, 0.5) for w in ("one", "day", "it")] + [HeardWord("all", 21.0, 21.2, 0.5)]
+    assert anchor_words(lyric, loop) == {}
+    scattered = [HeardWord("one", 118.8, 119.0, 0.5), HeardWord("day", 125.7, 126.0, 0.5),
+                 HeardWord("it", 126.4, 126.6, 0.5), HeardWord("all", 127.2, 127.5, 0.5)]
+    assert anchor_words(lyric, scattered) == {1: 125.7, 2: 126.4, 3: 127.2}
+
+
+def test_the_aligner_finds_lines_the_transcript_missed(shared):
+    # French song, lines 3-11 (16-43 s) left without anchors; spread between their anchored
+    # neighbours by word counts they are seconds off, placed by the aligner they are not.
+    import dataclasses
+
+    import librosa
+
+    from transforms.align import AlignConfig, aligner_for, search_unanchored_lines
+    from transforms.line_placement import line_onsets_from_anchors
+
+    name = "Confession_-_Quesabe"
+    song = read_song(str(shared / "jamendo"), name)
+    lines, reference = song["lines"][:16], np.array(song["line_onsets"][:16])
+    audio, _ = librosa.load(shared / "jamendo" / "audio" / f"{name}.mp3", sr=16000, duration=70.0)
+    firsts = np.cumsum([0] + [len(line) for line in lines[:-1]])
+    anchors = {int(firsts[i]): song["word_onsets"][firsts[i]] for i in (0, 1, 2, 12, 13, 14, 15)}
+    spread = line_onsets_from_anchors([len(line) for line in lines], anchors, 70.0)
+    config = dataclasses.replace(AlignConfig(), lyrics_match=False)
+    aligner, _ = aligner_for("fr", config)
+    found = search_unanchored_lines(aligner, lambda a, b: audio[int(a * 16000): int(b * 16000)], lines, anchors,
+                                    spread, 70.0, config)
+    missed = slice(3, 12)
+    assert found[:3] == spread[:3] and found[12:] == spread[12:]
+    before, after = np.abs(np.array(spread) - reference)[missed], np.abs(np.array(found) - reference)[missed]
+    assert np.median(after) < 1.0 and np.mean(after) < 0.5 * np.mean(before)
+    assert np.all(np.diff(found) >= 0)
+
+
 def test_a_damaged_numba_cache_is_rebuilt(tmp_path, monkeypatch):
     # Cache entries whose bytes are garbage (as a crash mid-write leaves them) make the warm-up
     # child fail; the cache is cleared and written again, and the run goes on.

@@ -25,6 +25,16 @@ def normalize_word(word: str) -> str:
     return _NOT_LETTER.sub("", plain).replace("_", "")
 
 
+_VOCABLE = re.compile(r"^(?:(?:o+h*|a+h*|u+h*|e+h*|ha+|he+y*|hm+|m+h*|w?oo+h*|whoa+|yea*h*|ye+a*h*a*|la+|na+|da+m?|ba+|ra+|do+|di+|sha+|hey|heya|yeah|uh|huh)+)$")
+
+
+def is_vocable_line(words: list[str]) -> bool:
+    """True for a line of sung syllables without meaning only (ooh ooh, ba da dam, yeah yeah):
+    a transcript cannot tell one repetition of them from another, so they anchor nothing.
+    Judged per line, as "a", "la" or "die" alone are words."""
+    return bool(words) and all(_VOCABLE.match(normalize_word(w)) for w in words)
+
+
 def word_similarity(a: str, b: str, floor: float = 0.6) -> float:
     """1 for equal normalised words, the character match ratio when it is at least `floor`, else 0."""
     if not a or not b:
@@ -35,9 +45,9 @@ def word_similarity(a: str, b: str, floor: float = 0.6) -> float:
     return ratio if ratio >= floor else 0.0
 
 
-def match_words(lyric_words: list[str], transcript_words: list[str]) -> list[tuple[int, int]]:
-    """Monotonic (lyric index, transcript index) pairs maximising total word similarity."""
-    lyric = [normalize_word(w) for w in lyric_words]
+def match_words(lyric_words: list[str], transcript_words: list[str], ignore=()) -> list[tuple[int, int]]:
+    """Monotonic (lyric index, transcript index) pairs maximising total word similarity; lyric words in `ignore` match nothing."""
+    lyric = ["" if i in ignore else normalize_word(w) for i, w in enumerate(lyric_words)]
     heard = [normalize_word(w) for w in transcript_words]
     n, m = len(lyric), len(heard)
     if n == 0 or m == 0:
@@ -95,15 +105,23 @@ def line_onsets_from_anchors(line_word_counts: list[int], anchors: dict[int, flo
     return [float(x) for x in onsets]
 
 
-def reliable_pairs(pairs: list[tuple[int, int]], min_run: int = 2, max_gap: int = 2) -> list[tuple[int, int]]:
+def reliable_pairs(pairs: list[tuple[int, int]], min_run: int = 2, max_gap: int = 2, times=None,
+                   max_seconds_per_word: float = 2.5) -> list[tuple[int, int]]:
     """Pairs that belong to a run of at least `min_run` matches close together in both sequences.
 
     A lone match (a common short word heard somewhere else) says little about where a line
     is; two or more neighbouring lyric words heard as neighbouring transcript words do.
+    With `times` (onset of each transcript word), neighbours also lie at most
+    `max_seconds_per_word` per lyric word apart.
     """
+    def apart(a, b):
+        if b[0] - a[0] > max_gap or b[1] - a[1] > max_gap:
+            return True
+        return times is not None and times[b[1]] - times[a[1]] > max_seconds_per_word * (b[0] - a[0])
+
     runs, current = [], []
     for pair in pairs:
-        if current and (pair[0] - current[-1][0] > max_gap or pair[1] - current[-1][1] > max_gap):
+        if current and apart(current[-1], pair):
             runs.append(current)
             current = []
         current.append(pair)
@@ -112,10 +130,13 @@ def reliable_pairs(pairs: list[tuple[int, int]], min_run: int = 2, max_gap: int 
     return [p for run in runs if len(run) >= min_run for p in run]
 
 
-def anchor_words(lyric: list[str], transcript, min_run: int = 2) -> dict[int, float]:
+def anchor_words(lyric: list[str], transcript, min_run: int = 2, ignore=()) -> dict[int, float]:
     """Lyric word index -> heard onset (s), for words in runs of at least `min_run` transcript matches."""
-    pairs = reliable_pairs(match_words(lyric, [w[0] for w in transcript]), min_run)
-    return {i: float(transcript[j][1]) for i, j in pairs}
+    times = [float(w[1]) for w in transcript]
+    pairs = match_words(lyric, [w[0] for w in transcript], set(ignore))
+    # Several words at one instant come from a decoding loop, not from singing.
+    pairs = [(i, j) for i, j in pairs if sum(abs(times[j] - times[k]) < 0.02 for _, k in pairs) == 1]
+    return {i: times[j] for i, j in reliable_pairs(pairs, min_run, times=times)}
 
 
 def plausible_anchors(anchors: dict[int, float], max_words_per_second: float = 4.0) -> dict[int, float]:
@@ -174,8 +195,8 @@ def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
 
 
 def place_lines(lines: list[list[str]], transcript, duration: float,
-                retranscribe=None, min_gap_s: float = 3.0, hinted_min_run: int = 3) -> tuple[list[float], int]:
-    """Estimated line onsets from a transcript (`transcribe.HeardWord`s), and the number of lyric words anchored.
+                retranscribe=None, min_gap_s: float = 3.0, hinted_min_run: int = 3) -> tuple[list[float], dict[int, float]]:
+    """Estimated line onsets from a transcript (`transcribe.HeardWord`s), and the anchors (lyric word index -> onset s).
 
     `retranscribe(start_s, end_s, hint)`, when given, transcribes a stretch again with the
     lyrics of the lines not found there as a hint (Whisper heard them as something else, or
@@ -184,17 +205,19 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
     """
     lyric = [w for line in lines for w in line]
     counts = [len(l) for l in lines]
-    anchors = plausible_anchors(anchor_words(lyric, transcript))
+    firsts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    vocables = {k for i, line in enumerate(lines) if is_vocable_line(line) for k in range(firsts[i], firsts[i + 1])}
+    anchors = plausible_anchors(anchor_words(lyric, transcript, ignore=vocables))
     if retranscribe is not None:
-        firsts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
         for first_line, last_line, after, before in unanchored_stretches(counts, anchors, duration):
             if before - after < min_gap_s:
                 continue
             words = lyric[firsts[first_line]: firsts[last_line + 1]]
             heard = retranscribe(after, before, " ".join(words))
             # A hinted transcript can "hear" the hint where it is not sung: longer runs only.
-            for k, t in anchor_words(words, heard, hinted_min_run).items():
+            ignore = {k - firsts[first_line] for k in vocables if firsts[first_line] <= k < firsts[last_line + 1]}
+            for k, t in anchor_words(words, heard, hinted_min_run, ignore).items():
                 if after <= t <= before:
                     anchors[firsts[first_line] + k] = t
         anchors = plausible_anchors(anchors)
-    return line_onsets_from_anchors(counts, anchors, duration), len(anchors)
+    return line_onsets_from_anchors(counts, anchors, duration), anchors
