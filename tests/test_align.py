@@ -238,7 +238,7 @@ def test_a_spurious_source_offset_is_not_applied(shared, monkeypatch):
     config = dataclasses.replace(align.AlignConfig(), lyrics_match=False)
     result = align.align_song(lambda a, b: audio[int(a * 16000): int(b * 16000)], len(audio) / 16000, lines,
                               "tl", config, source_word_onsets=np.array(onsets))
-    assert len(measured) == 2  # the probe, then the kept alignment
+    assert len(measured) >= 2  # the spurious probe, then a probe from it and/or the kept alignment
     assert result.line_placement == "source_lines"
     assert onset_metrics(np.array(onsets), np.array([w.start for w in result.words]))["aae"] < 0.6
 

@@ -59,6 +59,7 @@ class AlignConfig:
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
     max_seconds_per_word: float = 0.0  # >0: a line's window ends at most 2 s + this per word after its onset (measured: 2.0 -> AAE 0.336 vs 0.330 s off)
     offset_min_s: float = 0.2  # a source offset at least this large is corrected
+    offset_passes: int = 2  # probe passes measuring the source's offset, each from the last correction (0: none)
     min_aligned_fraction: float = 0.5  # below it the alignment counts as failed
     threads: int = 1
 
@@ -319,7 +320,7 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
     Such lines lie between the last anchored word before them and the first after. The
     stretch's words — from that last anchored word, which starts the window — are aligned
     together in one window when it fits (≤ 30 s). A longer stretch is walked window by
-    window: each 30 s window takes the lines spread-out onsets put within `reach_s` of its
+    window: each 30 s window takes the lines whose spread-out onsets lie within `reach_s` of its
     start, keeps all but the last of them, and the next window opens at the last kept line.
     """
     from transforms.line_placement import unanchored_stretches
@@ -368,12 +369,15 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     """Forced alignment of a song's lyric `lines` (lists of words) to its audio.
 
     `read(start_s, end_s)` gives 16 kHz samples. With `source_word_onsets` (one per word,
-    e.g. DALI's) or only `source_line_onsets` (one per line), and `line_times` "auto"/"source", windows open at the source's line onsets;
-    the median offset between our onsets and the source's is measured and, when at least
-    `offset_min_s`, the song is also aligned with the onsets shifted by it, and the alignment
-    with the higher mean token probability is kept. Otherwise a
-    transcription pass places the lines (`line_placement`). With `lyrics_match`, the
-    transcript's WER against the lyrics is measured.
+    e.g. DALI's) or only `source_line_onsets` (one per line), and `line_times` "auto"/"source",
+    windows open at the source's line onsets: probe passes with slack measure the median
+    offset between our onsets and the source's (up to `offset_passes` times, each from the
+    last correction, while at least `offset_min_s`); the song is aligned at the source's
+    onsets and at each corrected set, and the alignment with the highest mean token
+    probability is kept. Otherwise a transcription pass places the lines (`line_placement`),
+    and the aligner itself places the lines no transcript word anchored
+    (`search_unanchored_lines`). With `lyrics_match`, the transcript's WER against the
+    lyrics is measured.
     """
     from transforms.line_placement import place_lines
     from transforms.transcribe import lyrics_match_wer
@@ -402,12 +406,18 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
         # windows at the onsets, shifted by that offset when it is large enough.
         source = np.asarray(source_word_onsets, dtype=float)
         onsets = source[line_first_words(lines)]
-        probe = align_with_line_onsets(aligner, read, lines, list(onsets), config, estimated=True, duration=duration)
         firsts = line_first_words(lines)
-        offset = median_offset(probe, source, firsts)
-        candidates = [("source_lines", onsets)]
-        if abs(offset) >= config.offset_min_s:
-            candidates.append(("source_lines_offset_corrected", np.clip(onsets + offset, 0.0, max(0.0, duration - 0.5))))
+        candidates, shift, probe_onsets = [("source_lines", onsets)], 0.0, onsets
+        for _ in range(max(0, config.offset_passes)):
+            # A probe sees only `slack_s` around each onset, so a large offset is found in steps.
+            probe = align_with_line_onsets(aligner, read, lines, list(probe_onsets), config, estimated=True,
+                                           duration=duration)
+            step = median_offset(probe, source + shift, firsts)
+            if abs(step) < config.offset_min_s:
+                break
+            shift += step
+            probe_onsets = np.clip(onsets + shift, 0.0, max(0.0, duration - 0.5))
+            candidates.append(("source_lines_offset_corrected", probe_onsets))
         # The probe's offset can be the aligner's own bias (measured -0.42 s on a song with
         # exact line times), so the alignment's token probabilities decide whether to apply it.
         scored = []
