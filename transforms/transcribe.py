@@ -60,7 +60,7 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
     ctranslate2.set_random_seed(0)
     segments, _ = model.transcribe(np.asarray(audio, np.float32), language=language or None, beam_size=1,
                                    word_timestamps=word_times, condition_on_previous_text=False,
-                                   hotwords=hint or None, temperature=0.0)
+                                   hotwords=hint or None, temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if word_times else 0.0)
     if not word_times:
         return [HeardWord(text, float(s.start), float(s.end), 0.0) for s in segments for text in s.text.split()]
     return [HeardWord(w.word.strip(), float(w.start), float(w.end), float(w.probability))
