@@ -57,7 +57,6 @@ class AlignConfig:
     retranscribe_gaps: bool = True  # transcribe stretches where no line was found again, hinted with their lyrics
     search_unanchored: bool = True  # the aligner places lines no transcript word anchored, in the stretch between anchors
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
-    max_seconds_per_word: float = 0.0  # >0: a line's window ends at most 2 s + this per word after its onset (measured: 2.0 -> AAE 0.336 vs 0.330 s off)
     offset_min_s: float = 0.2  # a source offset at least this large is corrected
     offset_passes: int = 1  # probe passes measuring the source's offset, each from the last correction (0: none; 2 measured no better, +1 s shift: 0.468 vs 0.469 s)
     min_aligned_fraction: float = 0.5  # below it the alignment counts as failed
@@ -163,15 +162,12 @@ def words_from_alignment(words: list[str], per_word: list[list[int]], alignments
 
 
 def windows_from_line_onsets(line_onsets: list[float], duration: float, lead_s: float = 0.25,
-                             tail_s: float = 0.0, word_counts: Optional[list[int]] = None,
-                             seconds_per_word: float = 0.0) -> list[tuple[float, float, list[int]]]:
+                             tail_s: float = 0.0) -> list[tuple[float, float, list[int]]]:
     """One window per line: (start s, end s, [line index]).
 
     A window opens `lead_s` before its line's onset and ends `tail_s` after the next line's
     onset (the last at the end of the audio), at most 30 s after it opened; estimated onsets
-    want the slack, reference onsets do not. With `word_counts` and `seconds_per_word`, a
-    window also ends at most 2 s + `seconds_per_word` per word after the onset, so a line
-    followed by a long instrumental does not spread its words into it. One line per window
+    want the slack, reference onsets do not. One line per window
     measured better than several lines per window (bench/results/README.md: AAE 0.37 s
     against 0.63 s with ≤ 25 s groups), as each line is then held to its own stretch.
     """
@@ -180,8 +176,6 @@ def windows_from_line_onsets(line_onsets: list[float], duration: float, lead_s: 
         start = max(0.0, onset - lead_s)
         following = line_onsets[i + 1] + tail_s if i + 1 < len(line_onsets) else duration
         end = min(max(following, start + 1.0), start + WINDOW_FRAMES * HOP / SAMPLE_RATE, duration)
-        if word_counts is not None and seconds_per_word > 0:
-            end = min(end, max(onset + 2.0 + seconds_per_word * word_counts[i], start + 1.0) + tail_s)
         windows.append((start, end, [i]))
     return windows
 
@@ -201,20 +195,22 @@ def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]
         duration = len(audio) / SAMPLE_RATE
     lead, tail = (config.slack_s, config.slack_s) if estimated else (config.lead_s, 0.0)
     out: list[AlignedWord] = []
-    windows = windows_from_line_onsets(line_onsets, duration, lead, tail, [len(line) for line in lines],
-                                       config.max_seconds_per_word)
-    for start, end, members in windows:
+    # The word sung last before each line (one pass), aligned first as its window's lead-in.
+    last_before, last = [], "♪"
+    for line in lines:
+        last_before.append(last)
+        last = line[-1] if line else last
+    for start, end, members in windows_from_line_onsets(line_onsets, duration, lead, tail):
         words = [w for i in members for w in lines[i]]
-        previous = [w for line in lines[: members[0]] for w in line]
         # Only with slack: at a reference onset the lead-in word would take the first word's audio.
-        lead_in = (previous[-1] if previous else "♪") if config.lead_in and estimated else ""
+        lead_in = last_before[members[0]] if config.lead_in and estimated else ""
         aligned = aligner.align_window(read(start, end), words, offset_s=start, pad=config.pad_windows, lead_in=lead_in)
         if len(aligned) > 1 and estimated:
             # With slack, the audio before the line goes partly to its first word; it is held
             # to the median length of the line's other words (measured: first-word median
             # error 0.45-0.87 s -> 0.16-0.51 s on the benchmark).
-            longest = float(np.median([w.end - w.start for w in aligned[1:]]))
-            aligned[0] = dataclasses.replace(aligned[0], start=max(aligned[0].start, aligned[0].end - longest))
+            typical = float(np.median([w.end - w.start for w in aligned[1:]]))
+            aligned[0] = dataclasses.replace(aligned[0], start=max(aligned[0].start, aligned[0].end - typical))
         if aligned and not estimated:
             # The path pins the first word to the window's first frame, `lead_s` early; a
             # given onset is the better time for it (measured: first words 0.25 s -> 0 s off).

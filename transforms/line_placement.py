@@ -135,7 +135,10 @@ def anchor_words(lyric: list[str], transcript, min_run: int = 2, ignore=()) -> d
     times = [float(w[1]) for w in transcript]
     pairs = reliable_pairs(match_words(lyric, [w[0] for w in transcript], set(ignore)), min_run, times=times)
     # Several words at one instant come from a decoding loop, not from singing.
-    return {i: times[j] for i, j in pairs if sum(abs(times[j] - times[k]) < 0.02 for _, k in pairs) == 1}
+    heard = np.array([times[j] for _, j in pairs])
+    order = np.sort(heard)
+    close = np.searchsorted(order, heard + 0.02) - np.searchsorted(order, heard - 0.02, side="right")
+    return {i: times[j] for (i, j), n in zip(pairs, close) if n == 1}
 
 
 def plausible_anchors(anchors: dict[int, float], max_words_per_second: float = 4.0) -> dict[int, float]:
