@@ -56,6 +56,7 @@ class AlignConfig:
     pad_windows: bool = False  # True: every window is encoded as a padded 30 s input (slower)
     retranscribe_gaps: bool = True  # transcribe stretches where no line was found again, hinted with their lyrics
     search_unanchored: bool = True  # the aligner places lines no transcript word anchored, in the stretch between anchors
+    spread_held_vowels: bool = True  # lines of bare vowels (ooh ooh) spread over their time instead of the aligner's path
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
     offset_min_s: float = 0.2  # a source offset at least this large is corrected
     offset_passes: int = 1  # probe passes measuring the source's offset, each from the last correction (0: none; 2 measured no better, +1 s shift: 0.468 vs 0.469 s)
@@ -217,6 +218,30 @@ def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]
             onset = min(max(line_onsets[members[0]], aligned[0].start), aligned[0].end)
             aligned[0] = dataclasses.replace(aligned[0], start=float(onset))
         out += aligned
+    return spread_held_vowel_lines(out, lines) if config.spread_held_vowels else out
+
+
+def spread_held_vowel_lines(words: list[AlignedWord], lines: list[list[str]]) -> list[AlignedWord]:
+    """`words` with each line of held vowels (ooh ooh ooh) spread evenly from its first word's
+    start to the next line's first word.
+
+    Whisper's path cannot tell one bare vowel from the next and packs them anywhere in the
+    window (the Spanish benchmark song's four "ooh"s, 26 s apart in all, within its first
+    8 s); such a line fills its time. The last line keeps its aligned times: nothing bounds it.
+    """
+    from transforms.line_placement import is_held_vowel_line
+
+    out = list(words)
+    firsts = line_first_words(lines)
+    for line, first in enumerate(firsts[:-1]):
+        if not is_held_vowel_line(lines[line]):
+            continue
+        count, start, stop = len(lines[line]), out[first].start, out[firsts[line + 1]].start
+        if stop <= start:
+            continue
+        edges = np.linspace(start, stop, count + 1)
+        for k in range(count):
+            out[first + k] = dataclasses.replace(out[first + k], start=float(edges[k]), end=float(edges[k + 1]))
     return out
 
 

@@ -35,6 +35,15 @@ def is_vocable_line(words: list[str]) -> bool:
     return bool(words) and all(_VOCABLE.match(normalize_word(w)) for w in words)
 
 
+_HELD_VOWEL = re.compile(r"^(?:[aeiou]+h*)+$")
+
+
+def is_held_vowel_line(words: list[str]) -> bool:
+    """True for a line of at least two bare vowels (ooh ooh, ah ah oh): sung as held notes,
+    with no consonant between them to show where one ends and the next begins."""
+    return len(words) > 1 and all(_HELD_VOWEL.match(normalize_word(w)) for w in words)
+
+
 def word_similarity(a: str, b: str, floor: float = 0.6) -> float:
     """1 for equal normalised words, the character match ratio when it is at least `floor`, else 0."""
     if not a or not b:
