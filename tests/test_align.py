@@ -430,3 +430,28 @@ def test_held_vowels_of_a_real_song_are_spread_over_their_line(shared):
     assert np.mean(np.abs(np.array([w.start for w in packed[:4]]) - reference)) > 5.0
     assert np.mean(np.abs(np.array([w.start for w in spread[:4]]) - reference)) < 1.0
     assert spread[4:] == packed[4:]
+
+
+def test_fast_songs_keep_their_anchors():
+    from transforms.line_placement import plausible_anchors, singing_rate
+
+    # Rap at 5 words/s inside its runs: runs 3 words apart 0.5 s apart are what is sung.
+    fast = {k: 10.0 + 0.2 * k for k in range(0, 10)}
+    fast.update({k: 10.0 + 0.2 * k for k in range(13, 23)})
+    assert singing_rate(fast) == pytest.approx(5.0)
+    assert plausible_anchors(fast) == fast
+    # Still dropped when impossible at twice the song's own rate: 30 words in 1 s.
+    wrong = {**fast, 53: 15.6, 54: 15.8}
+    assert plausible_anchors(wrong) == fast
+
+
+def test_a_chorus_heard_once_goes_to_the_repetition_at_its_place():
+    from transforms.line_placement import anchor_words
+
+    chorus = "hold on to the night".split()
+    lyric = "we came from far".split() + chorus + "and left at dawn".split() + chorus + "the road was long".split() + chorus
+    heard = [("hold", 52.0), ("on", 52.4), ("to", 52.8), ("the", 53.1), ("night", 53.5)]
+    # Heard half-way through a 100 s song: the middle repetition (words 13-17), not the last one.
+    assert sorted(anchor_words(lyric, heard, span=(0.0, 100.0))) == [13, 14, 15, 16, 17]
+    assert sorted(anchor_words(lyric, [(w, t + 40.0) for w, t in heard], span=(0.0, 100.0))) == [22, 23, 24, 25, 26]
+    assert sorted(anchor_words(lyric, [(w, t - 45.0) for w, t in heard], span=(0.0, 100.0))) == [4, 5, 6, 7, 8]

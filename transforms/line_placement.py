@@ -54,8 +54,14 @@ def word_similarity(a: str, b: str, floor: float = 0.6) -> float:
     return ratio if ratio >= floor else 0.0
 
 
-def match_words(lyric_words: list[str], transcript_words: list[str], ignore=()) -> list[tuple[int, int]]:
-    """Monotonic (lyric index, transcript index) pairs maximising total word similarity; lyric words in `ignore` match nothing."""
+def match_words(lyric_words: list[str], transcript_words: list[str], ignore=(), heard_positions=None,
+                tie_weight: float = 0.01) -> list[tuple[int, int]]:
+    """Monotonic (lyric index, transcript index) pairs maximising total word similarity; lyric words in `ignore` match nothing.
+
+    `heard_positions` (each transcript word's place in the song, 0 to 1) break ties: a phrase
+    heard once but sung several times (a chorus) goes to the repetition nearest its place in
+    the lyrics, not to the last one. At `tie_weight` per pair it cannot outweigh a better match.
+    """
     lyric = ["" if i in ignore else normalize_word(w) for i, w in enumerate(lyric_words)]
     heard = [normalize_word(w) for w in transcript_words]
     n, m = len(lyric), len(heard)
@@ -69,6 +75,10 @@ def match_words(lyric_words: list[str], transcript_words: list[str], ignore=()) 
             if key not in cache:
                 cache[key] = word_similarity(a, b)
             sim[i, j] = cache[key]
+    if heard_positions is not None:
+        lyric_positions = np.arange(n) / max(1, n - 1)
+        distance = np.abs(lyric_positions[:, None] - np.asarray(heard_positions, float)[None, :])
+        sim = np.where(sim > 0, sim - tie_weight * distance, 0.0)
     score = np.zeros((n + 1, m + 1))
     for i in range(1, n + 1):
         diagonal = score[i - 1, :-1] + sim[i - 1]
@@ -139,10 +149,16 @@ def reliable_pairs(pairs: list[tuple[int, int]], min_run: int = 2, max_gap: int 
     return [p for run in runs if len(run) >= min_run for p in run]
 
 
-def anchor_words(lyric: list[str], transcript, min_run: int = 2, ignore=()) -> dict[int, float]:
-    """Lyric word index -> heard onset (s), for words in runs of at least `min_run` transcript matches."""
+def anchor_words(lyric: list[str], transcript, min_run: int = 2, ignore=(), span=None) -> dict[int, float]:
+    """Lyric word index -> heard onset (s), for words in runs of at least `min_run` transcript matches.
+
+    `span` (start s, end s): the stretch the lyric words are sung in, which breaks ties between repetitions.
+    """
     times = [float(w[1]) for w in transcript]
-    pairs = reliable_pairs(match_words(lyric, [w[0] for w in transcript], set(ignore)), min_run, times=times)
+    positions = None
+    if span is not None and span[1] > span[0]:
+        positions = np.clip((np.array(times) - span[0]) / (span[1] - span[0]), 0.0, 1.0)
+    pairs = reliable_pairs(match_words(lyric, [w[0] for w in transcript], set(ignore), positions), min_run, times=times)
     # Several words at one instant come from a decoding loop, not from singing.
     heard = np.array([times[j] for _, j in pairs])
     order = np.sort(heard)
@@ -150,26 +166,39 @@ def anchor_words(lyric: list[str], transcript, min_run: int = 2, ignore=()) -> d
     return {i: times[j] for (i, j), n in zip(pairs, close) if n == 1}
 
 
-def plausible_anchors(anchors: dict[int, float], max_words_per_second: float = 4.0) -> dict[int, float]:
+def anchor_runs(anchors: dict[int, float], max_gap: int = 2) -> list[list[int]]:
+    """The anchored lyric word indices grouped into runs of neighbours (at most `max_gap` apart)."""
+    runs: list[list[int]] = []
+    for k in sorted(anchors):
+        if runs and k - runs[-1][-1] <= max_gap:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return runs
+
+
+def singing_rate(anchors: dict[int, float], min_words: int = 3) -> float:
+    """Median words per second inside the anchor runs of at least `min_words` (0 if none): how fast this song is sung."""
+    rates = [(run[-1] - run[0]) / (anchors[run[-1]] - anchors[run[0]])
+             for run in anchor_runs(anchors) if len(run) >= min_words and anchors[run[-1]] > anchors[run[0]]]
+    return float(np.median(rates)) if rates else 0.0
+
+
+def plausible_anchors(anchors: dict[int, float], max_words_per_second: float = 4.0,
+                      rate_factor: float = 2.0) -> dict[int, float]:
     """`anchors` without the runs that would make the lyrics be sung impossibly fast or backwards.
 
     Anchors fall into runs (neighbouring lyric words); between two consecutive runs the
-    lyric words in between must fit the time in between at `max_words_per_second`. Where
-    they do not, one run is wrong (a chorus heard at another repetition, a short common
-    phrase in a hallucinated stretch): the shorter of the two is dropped, until all fit.
+    lyric words in between must fit the time in between at `max_words_per_second`, or at
+    `rate_factor` times the song's own rate inside its runs where that is faster (rap).
+    Where they do not, one run is wrong (a chorus heard at another repetition, a short
+    common phrase in a hallucinated stretch): the shorter of the two is dropped, until all fit.
     """
     kept = dict(anchors)
+    limit = max(max_words_per_second, rate_factor * singing_rate(anchors))
     while True:
-        keys = sorted(kept)
-        runs, current = [], []
-        for k in keys:
-            if current and k - current[-1] > 2:
-                runs.append(current)
-                current = []
-            current.append(k)
-        if current:
-            runs.append(current)
-        worst, worst_rate = None, max_words_per_second
+        runs = anchor_runs(kept)
+        worst, worst_rate = None, limit
         for a, b in zip(runs, runs[1:]):
             seconds = kept[b[0]] - kept[a[-1]]
             rate = (b[0] - a[-1]) / seconds if seconds > 0 else np.inf
@@ -218,7 +247,7 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
     counts = [len(l) for l in lines]
     firsts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
     vocables = {k for i, line in enumerate(lines) if is_vocable_line(line) for k in range(firsts[i], firsts[i + 1])}
-    anchors = plausible_anchors(anchor_words(lyric, transcript, ignore=vocables))
+    anchors = plausible_anchors(anchor_words(lyric, transcript, ignore=vocables, span=(0.0, duration)))
     if retranscribe is not None:
         for first_line, last_line, after, before in unanchored_stretches(counts, anchors, duration):
             if before - after < min_gap_s:
@@ -227,7 +256,7 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
             heard = retranscribe(after, before, " ".join(words))
             # A hinted transcript can "hear" the hint where it is not sung: longer runs only.
             ignore = {k - firsts[first_line] for k in vocables if firsts[first_line] <= k < firsts[last_line + 1]}
-            for k, t in anchor_words(words, heard, hinted_min_run, ignore).items():
+            for k, t in anchor_words(words, heard, hinted_min_run, ignore, span=(after, before)).items():
                 if after <= t <= before:
                     anchors[firsts[first_line] + k] = t
         anchors = plausible_anchors(anchors)
