@@ -401,7 +401,7 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     lyrics is measured.
     """
     from transforms.line_placement import place_lines
-    from transforms.transcribe import lyrics_match_wer
+    from transforms.transcribe import lyrics_match_wer, restart_sampling
 
     if config.line_times not in LINE_TIMES:
         raise ValueError(f"align.line_times must be one of {LINE_TIMES}")
@@ -420,6 +420,7 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     aligner, model_name = aligner_for(language, config)
     heard, transcript_model, offset = None, "", None
     if not use_source:
+        restart_sampling()  # the song's placement transcripts depend on this song only
         heard, transcript_model = transcribe_song(heard_read, duration, language, config)
     if use_source:
         # One pass with slack around the source's onsets measures their offset (a window

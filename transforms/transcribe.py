@@ -56,10 +56,9 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
     model = _cached(("faster-whisper", model_dir, threads), load)
     import ctranslate2
 
-    # Temperature fallback samples: seeded, so the same songs in the same order give the same
-    # transcripts. Not per song: the seed does not reset the sampling state of CTranslate2's
-    # worker thread (the German benchmark song aligned alone measured 0.479 s, after three
-    # others 0.432 s). Text-only calls (`word_times=False`) do not sample and are per-song exact.
+    # Temperature fallback samples are seeded. The seed reaches a CTranslate2 worker thread
+    # only at its first sample, so a song's transcripts are independent of the songs before
+    # it only after `restart_sampling()` (text-only calls, `word_times=False`, never sample).
     ctranslate2.set_random_seed(0)
     segments, _ = model.transcribe(np.asarray(audio, np.float32), language=language or None, beam_size=1,
                                    word_timestamps=word_times, condition_on_previous_text=False,
@@ -68,6 +67,19 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
         return [HeardWord(text, float(s.start), float(s.end), 0.0) for s in segments for text in s.text.split()]
     return [HeardWord(w.word.strip(), float(w.start), float(w.end), float(w.probability))
             for s in segments for w in s.words]
+
+
+def restart_sampling() -> None:
+    """Drop the loaded faster-whisper models, so that the temperature-fallback samples of what is
+    transcribed next depend on it alone, not on what this process transcribed before.
+
+    CTranslate2 seeds a worker thread's generator once, at its first sample; a reloaded model
+    (about 0.4 s for base) has new worker threads. Songs transcribed at once on one model in
+    several threads still share its samples.
+    """
+    with _LOCK:
+        for key in [key for key in _MODELS if key[0] == "faster-whisper"]:
+            del _MODELS[key]
 
 
 def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language: str, threads: int = 1,
