@@ -455,3 +455,24 @@ def test_a_chorus_heard_once_goes_to_the_repetition_at_its_place():
     assert sorted(anchor_words(lyric, heard, span=(0.0, 100.0))) == [13, 14, 15, 16, 17]
     assert sorted(anchor_words(lyric, [(w, t + 40.0) for w, t in heard], span=(0.0, 100.0))) == [22, 23, 24, 25, 26]
     assert sorted(anchor_words(lyric, [(w, t - 45.0) for w, t in heard], span=(0.0, 100.0))) == [4, 5, 6, 7, 8]
+
+
+def test_a_songs_transcript_does_not_depend_on_what_was_transcribed_before(shared):
+    # Spanish song, 43-53 s (its "ah ah ah" line): greedy decoding fails there and faster-whisper
+    # falls back to sampling. The samples carry over from call to call in one model; restarted,
+    # the same audio gives the same words whatever came before.
+    import librosa
+
+    from transforms.transcribe import restart_sampling, transcribe
+
+    clip, _ = librosa.load(shared / "jamendo" / "audio" / "Fantasma_-_Los_Rombos.mp3", sr=16000,
+                           offset=43.0, duration=10.0)
+
+    def heard():
+        return [(w.text, round(w.start, 2)) for w in transcribe("faster-whisper", clip, "es")[0]]
+
+    restart_sampling()
+    first = heard()
+    assert first and heard() != first  # the second call samples on from where the first stopped
+    restart_sampling()
+    assert heard() == first
