@@ -476,3 +476,27 @@ def test_a_songs_transcript_does_not_depend_on_what_was_transcribed_before(share
     assert first and heard() != first  # the second call samples on from where the first stopped
     restart_sampling()
     assert heard() == first
+
+
+def test_hinted_anchors_the_aligner_places_elsewhere_are_dropped():
+    from transforms.line_placement import checked_hinted_anchors
+
+    # Words 0-2 and 20-22 anchored by the transcript at 10 s and 30 s; a hinted transcript of
+    # the stretch between put words 8-10 at 20 s and words 14-16 at 22.5 s.
+    anchors = {0: 10.0, 1: 10.5, 2: 11.0, 8: 20.0, 9: 20.4, 10: 20.8, 14: 22.5, 15: 23.5, 16: 24.5,
+               20: 30.0, 21: 30.5, 22: 31.0}
+    hinted = {8, 9, 10, 14, 15, 16}
+    calls = []
+
+    def align_stretch(first, end, start_s, end_s):
+        calls.append((first, end, start_s, end_s))
+        return [start_s + 1.0 * (k - first) for k in range(first, end)]  # the aligner: 1 word/s from 11 s
+
+    kept = checked_hinted_anchors(anchors, hinted, 30, 60.0, align_stretch)
+    # By the aligner words 8-10 are at 17-19 s (2-3 s off): dropped; 14-16 at 23-25 s (0.5 s): kept.
+    assert set(kept) == set(anchors) - {8, 9, 10}
+    assert calls == [(2, 20, 11.0, 30.0)]  # one alignment for the stretch both runs lie in
+    # A stretch longer than one aligner window is not checked.
+    far = {**anchors, 20: 50.0, 21: 50.5, 22: 51.0}
+    assert checked_hinted_anchors(far, hinted, 30, 60.0, align_stretch) == far
+

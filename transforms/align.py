@@ -55,6 +55,7 @@ class AlignConfig:
     front_end: str = "none"  # "harmonic": the aligner hears librosa's harmonic part (drums removed); measured, not better
     pad_windows: bool = False  # True: every window is encoded as a padded 30 s input (slower)
     retranscribe_gaps: bool = True  # transcribe stretches where no line was found again, hinted with their lyrics
+    check_hinted_anchors: bool = True  # the aligner checks the anchors of hinted re-transcriptions (their times drift)
     search_unanchored: bool = True  # the aligner places lines no transcript word anchored, in the stretch between anchors
     spread_held_vowels: bool = True  # lines of bare vowels (ooh ooh) spread over their time instead of the aligner's path
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
@@ -452,7 +453,14 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
         def retranscribe(start_s, end_s, hint):
             return transcribe_song(heard_read, end_s, language, config, start=start_s, hint=hint)[0]
 
-        onsets, anchors = place_lines(lines, heard, duration, retranscribe if config.retranscribe_gaps else None)
+        def align_stretch(first_word, end_word, start_s, end_s):
+            # From an anchored word (pinned at the window's start), or from the song's start.
+            placed = aligner.align_window(read(start_s, end_s), flat[first_word:end_word], offset_s=start_s,
+                                          pad=config.pad_windows, lead_in="" if first_word else "♪")
+            return [w.start for w in placed]
+
+        onsets, anchors = place_lines(lines, heard, duration, retranscribe if config.retranscribe_gaps else None,
+                                      align_stretch=align_stretch if config.check_hinted_anchors else None)
         if config.search_unanchored:
             onsets = search_unanchored_lines(aligner, read, lines, anchors, onsets, duration, config)
         words = align_with_line_onsets(aligner, read, lines, onsets, config, estimated=True, duration=duration)

@@ -235,19 +235,22 @@ def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
 
 
 def place_lines(lines: list[list[str]], transcript, duration: float,
-                retranscribe=None, min_gap_s: float = 3.0, hinted_min_run: int = 3) -> tuple[list[float], dict[int, float]]:
+                retranscribe=None, min_gap_s: float = 3.0, hinted_min_run: int = 3,
+                align_stretch=None) -> tuple[list[float], dict[int, float]]:
     """Estimated line onsets from a transcript (`transcribe.HeardWord`s), and the anchors (lyric word index -> onset s).
 
     `retranscribe(start_s, end_s, hint)`, when given, transcribes a stretch again with the
     lyrics of the lines not found there as a hint (Whisper heard them as something else, or
     looped); its words, matched against those lines only, add anchors. Without it, unanchored
-    lines are spread between their anchored neighbours.
+    lines are spread between their anchored neighbours. `align_stretch`, when given, checks
+    the hinted anchors (`checked_hinted_anchors`).
     """
     lyric = [w for line in lines for w in line]
     counts = [len(l) for l in lines]
     firsts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
     vocables = {k for i, line in enumerate(lines) if is_vocable_line(line) for k in range(firsts[i], firsts[i + 1])}
     anchors = plausible_anchors(anchor_words(lyric, transcript, ignore=vocables, span=(0.0, duration)))
+    first_pass = dict(anchors)
     if retranscribe is not None:
         for first_line, last_line, after, before in unanchored_stretches(counts, anchors, duration):
             if before - after < min_gap_s:
@@ -259,5 +262,39 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
             for k, t in anchor_words(words, heard, hinted_min_run, ignore, span=(after, before)).items():
                 if after <= t <= before:
                     anchors[firsts[first_line] + k] = t
+        hinted = set(anchors) - set(first_pass)
         anchors = plausible_anchors(anchors)
+        if align_stretch is not None:
+            anchors = checked_hinted_anchors(anchors, hinted & set(anchors), len(lyric), duration, align_stretch)
     return line_onsets_from_anchors(counts, anchors, duration), anchors
+
+
+def checked_hinted_anchors(anchors: dict[int, float], hinted: set[int], word_count: int, duration: float,
+                           align_stretch, max_window_s: float = 30.0, tolerance_s: float = 1.5) -> dict[int, float]:
+    """`anchors` without the runs of `hinted` anchors that the forced aligner places elsewhere.
+
+    A transcript hinted with the lyrics it should hear can time them badly: its text follows
+    the hint while its word times drift by seconds. Where the stretch between the other anchors
+    around a hinted run fits one aligner window (≤ `max_window_s`), `align_stretch(first word,
+    end word, start s, end s)` aligns the stretch's lyric words there; a run whose median onset
+    is more than `tolerance_s` from the aligner's is dropped (the aligner then places its lines).
+    """
+    kept = dict(anchors)
+    placed_cache: dict[tuple, list[float]] = {}
+    for run in anchor_runs({k: anchors[k] for k in hinted}):
+        before = [k for k in anchors if k < run[0] and k not in hinted]
+        after = [k for k in anchors if k > run[-1] and k not in hinted]
+        first = max(before) if before else 0
+        end = min(after) if after else word_count
+        start_s = anchors[first] if before else 0.0
+        end_s = anchors[end] if after else duration
+        if end_s - start_s > max_window_s:
+            continue
+        key = (first, end)
+        if key not in placed_cache:
+            placed_cache[key] = align_stretch(first, end, start_s, end_s)
+        placed = placed_cache[key]
+        if np.median([abs(placed[k - first] - anchors[k]) for k in run]) > tolerance_s:
+            for k in run:
+                del kept[k]
+    return kept
