@@ -227,8 +227,8 @@ def spread_held_vowel_lines(words: list[AlignedWord], lines: list[list[str]]) ->
     start to the next line's first word.
 
     Whisper's path cannot tell one bare vowel from the next and packs them anywhere in the
-    window (the Spanish benchmark song's four "ooh"s, 26 s apart in all, within its first
-    8 s); such a line fills its time. The last line keeps its aligned times: nothing bounds it.
+    window (the Spanish benchmark song's four "ooh"s, sung over 26 s, all started in its first
+    9 s); such a line fills its time. The last line keeps its aligned times: nothing bounds it.
     """
     from transforms.line_placement import is_held_vowel_line
 
