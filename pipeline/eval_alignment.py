@@ -46,7 +46,9 @@ def read_song(jamendo_dir: str, name: str) -> dict:
     n_words = sum(len(l) for l in lines)
     if n_words != len(onsets):
         raise ValueError(f"{name}: {n_words} lyric words but {len(onsets)} annotated onsets")
-    firsts = np.cumsum([0] + [len(l) for l in lines[:-1]])
+    from transforms.align import line_first_words
+
+    firsts = line_first_words(lines)
     return {"lines": lines, "word_onsets": onsets, "line_onsets": [onsets[i] for i in firsts]}
 
 

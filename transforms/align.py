@@ -262,7 +262,9 @@ def aligner_for(language: str, config: AlignConfig) -> tuple[WhisperAligner, str
 
 def line_first_words(lines: list[list[str]]) -> list[int]:
     """Index of each line's first word in the song's flat word list."""
-    return [int(x) for x in np.cumsum([0] + [len(l) for l in lines[:-1]])]
+    from transforms.line_placement import line_bounds
+
+    return [int(x) for x in line_bounds([len(line) for line in lines])[:-1]]
 
 
 def median_offset(words: list[AlignedWord], reference_onsets, window_first: list[int] = ()) -> float:
@@ -345,11 +347,11 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
     window: each 30 s window takes the lines whose spread-out onsets lie within `reach_s` of its
     start, keeps all but the last of them, and the next window opens at the last kept line.
     """
-    from transforms.line_placement import unanchored_stretches
+    from transforms.line_placement import line_bounds, unanchored_stretches
 
     window_s = WINDOW_FRAMES * HOP / SAMPLE_RATE
     counts = [len(line) for line in lines]
-    firsts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    firsts = line_bounds(counts)
     flat = [w for line in lines for w in line]
     placed_onsets = list(onsets)
     for first_line, last_line, after, before in unanchored_stretches(counts, anchors, duration):
@@ -428,8 +430,8 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
         # opened at a late onset cannot see the word it misses); the result comes from
         # windows at the onsets, shifted by that offset when it is large enough.
         source = np.asarray(source_word_onsets, dtype=float)
-        onsets = source[line_first_words(lines)]
         firsts = line_first_words(lines)
+        onsets = source[firsts]
         candidates, shift, probe_onsets = [("source_lines", onsets)], 0.0, onsets
         for _ in range(max(0, config.offset_passes)):
             # A probe sees only `slack_s` around each onset, so a large offset is found in steps.

@@ -18,6 +18,11 @@ import numpy as np
 _NOT_LETTER = re.compile(r"[^\w]+", re.UNICODE)
 
 
+def line_bounds(line_word_counts) -> np.ndarray:
+    """Index of each line's first word in the song's flat word list, then the word count: line i is words [b[i], b[i + 1])."""
+    return np.concatenate([[0], np.cumsum(line_word_counts)]).astype(int)
+
+
 def normalize_word(word: str) -> str:
     """Lower-case letters and digits only, accents removed: what two spellings of a sung word share."""
     decomposed = unicodedata.normalize("NFKD", word.casefold())
@@ -104,7 +109,7 @@ def line_onsets_from_anchors(line_word_counts: list[int], anchors: dict[int, flo
     `seconds_per_word`; unanchored lines are spread between the anchored lines around them
     in proportion to word counts. Onsets never decrease.
     """
-    firsts = np.concatenate([[0], np.cumsum(line_word_counts)[:-1]]).astype(int)
+    firsts = line_bounds(line_word_counts)[:-1]
     onsets = np.full(len(line_word_counts), np.nan)
     for line, (first, count) in enumerate(zip(firsts, line_word_counts)):
         known = [k for k in range(first, first + count) if k in anchors]
@@ -217,7 +222,7 @@ def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
     The times are the last anchor before the run and the first anchor after it (0 and
     `duration` at the ends): the run must be sung between them.
     """
-    firsts = np.concatenate([[0], np.cumsum(line_word_counts)]).astype(int)
+    firsts = line_bounds(line_word_counts)
     anchored = [any(k in anchors for k in range(firsts[i], firsts[i + 1])) for i in range(len(line_word_counts))]
     stretches, line = [], 0
     while line < len(anchored):
@@ -247,7 +252,7 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
     """
     lyric = [w for line in lines for w in line]
     counts = [len(l) for l in lines]
-    firsts = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+    firsts = line_bounds(counts)
     vocables = {k for i, line in enumerate(lines) if is_vocable_line(line) for k in range(firsts[i], firsts[i + 1])}
     anchors = plausible_anchors(anchor_words(lyric, transcript, ignore=vocables, span=(0.0, duration)))
     first_pass = dict(anchors)
