@@ -131,7 +131,7 @@ def main(args) -> int:
     from transforms.align import AlignConfig
 
     config = dataclasses.replace(AlignConfig(), transcriber=args.transcriber, pad_windows=args.pad_windows,
-                                 front_end=args.front_end,
+                                 front_end=args.front_end, model_dir=args.model_dir,
                                  lyrics_match=not args.no_lyrics_match,
                                  offset_passes=0 if args.no_offset_correction else AlignConfig.offset_passes)
     report = evaluate(args.jamendo, args.song, args.reference_lines, args.threads, config, args.reference_shift)

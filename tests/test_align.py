@@ -488,15 +488,91 @@ def test_hinted_anchors_the_aligner_places_elsewhere_are_dropped():
     hinted = {8, 9, 10, 14, 15, 16}
     calls = []
 
-    def align_stretch(first, end, start_s, end_s):
-        calls.append((first, end, start_s, end_s))
-        return [start_s + 1.0 * (k - first) for k in range(first, end)]  # the aligner: 1 word/s from 11 s
+    def align_stretch(first, end, start_s, end_s, pinned=True):
+        calls.append((first, end, start_s, end_s, pinned))
+        return [start_s + 1.0 * (k - first) for k in range(first, end)]  # the aligner: 1 word/s from the window start
 
     kept = checked_hinted_anchors(anchors, hinted, 30, 60.0, align_stretch)
     # By the aligner words 8-10 are at 17-19 s (2-3 s off): dropped; 14-16 at 23-25 s (0.5 s): kept.
     assert set(kept) == set(anchors) - {8, 9, 10}
-    assert calls == [(2, 20, 11.0, 30.0)]  # one alignment for the stretch both runs lie in
-    # A stretch longer than one aligner window is not checked.
+    assert calls == [(2, 20, 11.0, 30.0, True)]  # one alignment for the stretch both runs lie in
+    # In a stretch longer than one aligner window, each run's own words are aligned in a window
+    # opened 5 s before it (the aligner here: 1 word/s from that window's start, so 5 s off).
+    calls.clear()
     far = {**anchors, 20: 50.0, 21: 50.5, 22: 51.0}
-    assert checked_hinted_anchors(far, hinted, 30, 60.0, align_stretch) == far
+    assert set(checked_hinted_anchors(far, hinted, 30, 60.0, align_stretch)) == set(far) - hinted
+    assert calls == [(8, 11, 15.0, 45.0, False), (14, 17, 17.5, 47.5, False)]
+    assert set(checked_hinted_anchors(far, hinted, 30, 60.0, align_stretch, margin_s=1.0)) == set(far)
 
+
+def test_a_chorus_matched_to_the_wrong_repetition_moves_to_the_one_that_fits():
+    from transforms.line_placement import relocated_repetitions, settled_anchors
+
+    lyrics = ("one two three four five six " + "la la land is here " + "seven eight nine ten eleven twelve "
+              + "thirteen fourteen fifteen sixteen " + "la la land is here " + "last words of all").split()
+    first_chorus, second_chorus = 6, 21  # "la la land is here" at words 6-10 and 21-25
+    heard_early = {0: 10.0, 1: 10.5, 2: 11.0, 3: 11.5}
+    late = {28: 60.0, 29: 60.5}
+    # The first chorus, sung at 14-16 s, matched to the second repetition: the ten words
+    # between would be sung in 2.5 s, and the next four over 44 s.
+    wrong = {**heard_early, **{second_chorus + k: 14.0 + 0.5 * k for k in range(5)}, **late}
+    moved = relocated_repetitions(wrong, lyrics)
+    assert moved == {**heard_early, **{first_chorus + k: 14.0 + 0.5 * k for k in range(5)}, **late}
+    # Matched to the repetition sung there, it stays.
+    assert relocated_repetitions(moved, lyrics) == moved
+    # A run heard without a hint outweighs a longer hinted one that contradicts it.
+    hinted_wrong = {**moved, **{k: 15.0 + 0.1 * k for k in range(14, 21)}}
+    assert settled_anchors(hinted_wrong, lyrics, trusted=set(moved)) == moved
+    assert settled_anchors(hinted_wrong, lyrics) != moved
+
+
+def test_lines_after_an_instrumental_passage_are_found_by_the_aligner(shared):
+    # Spanish song: line 13 (ooh ooh ooh ooh) starts at 96.2 s, 19 s after line 12 ends. With
+    # anchors on lines 12 and 14 only, the window opened at line 12 holds no singing for its
+    # first 19 s, and its path starts the line 8 s early; the likeliest window finds it.
+    import dataclasses
+
+    import librosa
+
+    from transforms.align import AlignConfig, aligner_for, search_unanchored_lines
+    from transforms.line_placement import line_onsets_from_anchors
+
+    name = "Fantasma_-_Los_Rombos"
+    song = read_song(str(shared / "jamendo"), name)
+    lines, onsets = song["lines"][12:15], song["word_onsets"]
+    audio, _ = librosa.load(shared / "jamendo" / "audio" / f"{name}.mp3", sr=16000, duration=140.0)
+    first = sum(len(line) for line in song["lines"][:12])
+    firsts = first + np.cumsum([0] + [len(line) for line in lines])
+    anchors = {int(k - first): onsets[k] for k in [*range(firsts[0], firsts[1]), *range(firsts[2], firsts[3])]}
+    spread = line_onsets_from_anchors([len(line) for line in lines], anchors, 140.0)
+    aligner, _ = aligner_for("es", AlignConfig())
+
+    def found(step):
+        config = dataclasses.replace(AlignConfig(), lyrics_match=False, search_step_s=step)
+        return search_unanchored_lines(aligner, lambda a, b: audio[int(a * 16000): int(b * 16000)], lines,
+                                       anchors, spread, 140.0, config)[1]
+
+    reference = song["line_onsets"][13]
+    assert abs(found(10.0) - reference) < 1.5
+    assert abs(found(0.0) - reference) > 5.0
+
+
+def test_a_decoding_loop_is_cut_at_the_token_limit(shared):
+    import librosa
+
+    from transforms.transcribe import WHISPER_MAX_LENGTH, restart_sampling, transcribe, window_token_limit
+
+    assert window_token_limit(0, True) is None
+    assert window_token_limit(50, True) == 50
+    # A full hint leaves 448 - (1 + 223 + 4) tokens to decode; no hint, 444.
+    assert window_token_limit(1000, True) == WHISPER_MAX_LENGTH - 228
+    assert window_token_limit(1000, False) == WHISPER_MAX_LENGTH - 4
+    clip, _ = librosa.load(shared / "jamendo" / "audio" / "Confession_-_Quesabe.mp3", sr=16000,
+                           offset=30.0, duration=20.0)
+    restart_sampling()
+    full = transcribe("faster-whisper", clip, "fr", word_times=False)[0]
+    restart_sampling()
+    capped = transcribe("faster-whisper", clip, "fr", word_times=False, max_tokens=6)[0]
+    assert len(full) > 10 and 0 < len(capped) <= 6
+    # the same greedy decoding, stopped early (its last word may be cut)
+    assert [w.text for w in capped][:-1] == [w.text for w in full][:len(capped) - 1]

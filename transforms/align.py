@@ -57,6 +57,7 @@ class AlignConfig:
     retranscribe_gaps: bool = True  # transcribe stretches where no line was found again, hinted with their lyrics
     check_hinted_anchors: bool = True  # the aligner checks the anchors of hinted re-transcriptions (their times drift)
     search_unanchored: bool = True  # the aligner places lines no transcript word anchored, in the stretch between anchors
+    search_step_s: float = 10.0  # stretches > 30 s: also try windows this far apart, keep the likeliest (0: only at the last placed word)
     spread_held_vowels: bool = True  # lines of bare vowels (ooh ooh) spread over their time instead of the aligner's path
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
     offset_min_s: float = 0.2  # a source offset at least this large is corrected
@@ -286,15 +287,17 @@ def median_offset(words: list[AlignedWord], reference_onsets, window_first: list
 
 
 def transcribe_song(read: Callable, duration: float, language: str, config: AlignConfig, block_s: float = 300.0,
-                    start: float = 0.0, hint: str = "", word_times: bool = True):
-    """Transcript words of a song from `start` to `duration`, read in blocks of `block_s` (bounded memory); model name."""
+                    start: float = 0.0, hint: str = "", word_times: bool = True, max_tokens: int = 0):
+    """Transcript words of a song from `start` to `duration`, read in blocks of `block_s` (bounded memory); model name.
+
+    `max_tokens` (> 0): at most this many tokens decoded per 30 s window."""
     from transforms.transcribe import HeardWord, transcribe
 
     heard, model = [], ""
     while start < duration:
         end = min(duration, start + block_s)
         words, model = transcribe(config.transcriber, read(start, end), language, config.transcribe_model_dir,
-                                  config.whisper_timestamped_checkpoint, config.threads, hint, word_times)
+                                  config.whisper_timestamped_checkpoint, config.threads, hint, word_times, max_tokens)
         heard += [HeardWord(w.text, w.start + start, w.end + start, w.confidence) for w in words]
         start = end
     return heard, model
@@ -346,6 +349,7 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
     together in one window when it fits (≤ 30 s). A longer stretch is walked window by
     window: each 30 s window takes the lines whose spread-out onsets lie within `reach_s` of its
     start, keeps all but the last of them, and the next window opens at the last kept line.
+    Windows opened later in the stretch compete with it for those lines (`best_window`).
     """
     from transforms.line_placement import line_bounds, unanchored_stretches
 
@@ -367,13 +371,37 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
             words = flat[start_word: firsts[taken[-1] + 1]]
             placed = aligner.align_window(read(start, min(before, start + window_s)), words, offset_s=start,
                                           pad=config.pad_windows, lead_in=lead_in)
+            placed_from = start_word
+            if not last_window and config.search_step_s > 0:
+                # The window at the last placed word may hold an instrumental passage, and the
+                # path must put the lines somewhere in it: windows later in the stretch, every
+                # `search_step_s`, compete by the mean token probability of the lines' words.
+                placed_from, placed = best_window(aligner, read, flat, firsts[taken[0]], firsts[taken[-1] + 1],
+                                                  start, before, config, placed_from, placed)
             kept = taken if last_window or len(taken) == 1 else taken[:-1]
             for line in kept:
-                placed_onsets[line] = placed[firsts[line] - start_word].start
+                placed_onsets[line] = placed[firsts[line] - placed_from].start
             pending = pending[len(kept):]
             if pending:  # the next window opens at the last kept line, its first word pinned there
                 start_word, start, lead_in = firsts[kept[-1]], max(start + 0.5, placed_onsets[kept[-1]]), ""
     return [float(x) for x in np.maximum.accumulate(placed_onsets)]
+
+
+def best_window(aligner: WhisperAligner, read: Callable, flat: list[str], first: int, end: int, start: float,
+                before: float, config: AlignConfig, placed_from: int, placed: list[AlignedWord]) -> tuple[int, list[AlignedWord]]:
+    """(first word, words) of the alignment whose words `first`..`end` have the highest mean token
+    probability: `placed` (words from `placed_from`, aligned from `start`) or the same lines aligned in
+    30 s windows opened every `config.search_step_s` after `start`, the last one ending at `before`."""
+    window_s = WINDOW_FRAMES * HOP / SAMPLE_RATE
+    best = float(np.mean([w.confidence for w in placed[first - placed_from:]]))
+    shifts = np.arange(start + config.search_step_s, before - window_s + config.search_step_s, config.search_step_s)
+    for shifted in np.unique(np.minimum(shifts, before - window_s)):
+        trial = aligner.align_window(read(shifted, shifted + window_s), flat[first:end], offset_s=float(shifted),
+                                     pad=config.pad_windows, lead_in=flat[first - 1] if first else "♪")
+        score = float(np.mean([w.confidence for w in trial]))
+        if score > best:
+            best, placed_from, placed = score, first, trial
+    return placed_from, placed
 
 
 def harmonic_reader(read: Callable, margin: float = 2.0) -> Callable:
@@ -453,12 +481,18 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
         offset = median_offset(words, source, firsts)
     else:
         def retranscribe(start_s, end_s, hint):
-            return transcribe_song(heard_read, end_s, language, config, start=start_s, hint=hint)[0]
+            # A hinted window holds at most the hint's words: a decoding loop past twice their
+            # tokens is cut there (one 32 s stretch had looped to 449 words in 61 s).
+            max_tokens = 2 * len(aligner.tokenizer.encode(" " + hint)) + 16
+            return transcribe_song(heard_read, end_s, language, config, start=start_s, hint=hint,
+                                   max_tokens=max_tokens)[0]
 
-        def align_stretch(first_word, end_word, start_s, end_s):
-            # From an anchored word (pinned at the window's start), or from the song's start.
+        def align_stretch(first_word, end_word, start_s, end_s, pinned=True):
+            # Pinned: from an anchored word at the window's start (or from the song's start); else
+            # the word sung before them takes the audio before them.
+            lead_in = "" if pinned and first_word else (flat[first_word - 1] if first_word else "♪")
             placed = aligner.align_window(read(start_s, end_s), flat[first_word:end_word], offset_s=start_s,
-                                          pad=config.pad_windows, lead_in="" if first_word else "♪")
+                                          pad=config.pad_windows, lead_in=lead_in)
             return [w.start for w in placed]
 
         onsets, anchors = place_lines(lines, heard, duration, retranscribe if config.retranscribe_gaps else None,

@@ -190,14 +190,15 @@ def singing_rate(anchors: dict[int, float], min_words: int = 3) -> float:
 
 
 def plausible_anchors(anchors: dict[int, float], max_words_per_second: float = 4.0,
-                      rate_factor: float = 2.0) -> dict[int, float]:
+                      rate_factor: float = 2.0, trusted=frozenset()) -> dict[int, float]:
     """`anchors` without the runs that would make the lyrics be sung impossibly fast or backwards.
 
     Anchors fall into runs (neighbouring lyric words); between two consecutive runs the
     lyric words in between must fit the time in between at `max_words_per_second`, or at
     `rate_factor` times the song's own rate inside its runs where that is faster (rap).
     Where they do not, one run is wrong (a chorus heard at another repetition, a short
-    common phrase in a hallucinated stretch): the shorter of the two is dropped, until all fit.
+    common phrase in a hallucinated stretch): the one with fewer `trusted` anchors (heard
+    without a hint) is dropped, or else the shorter, until all fit.
     """
     kept = dict(anchors)
     limit = max(max_words_per_second, rate_factor * singing_rate(anchors))
@@ -211,8 +212,65 @@ def plausible_anchors(anchors: dict[int, float], max_words_per_second: float = 4
                 worst, worst_rate = (a, b), rate
         if worst is None:
             return kept
-        for k in min(worst, key=len):
+        for k in min(worst, key=lambda run: (sum(k in trusted for k in run), len(run))):
             del kept[k]
+
+
+def words_per_second_around(anchors: dict[int, float], first: int, last: int, time_first: float, time_last: float) -> float:
+    """The faster of the two rates (lyric words per second) at which the words between the anchors
+    around lyric words `first`..`last` (sung from `time_first` to `time_last`) would be sung; inf if
+    the run would cross its neighbours. The song's start (word 0 at 0 s) bounds a run with none before it."""
+    earlier = [k for k in anchors if k < first]
+    later = [k for k in anchors if k > last]
+    previous, previous_time = (max(earlier), anchors[max(earlier)]) if earlier else (0, 0.0)
+    rates = []
+    for words, seconds in [(first - previous, time_first - previous_time)] + (
+            [(min(later) - last, anchors[min(later)] - time_last)] if later else []):
+        if words < 0 or (words > 0 and seconds <= 0):
+            return np.inf
+        rates.append(words / seconds if words else 0.0)
+    return max(rates)
+
+
+def relocated_repetitions(anchors: dict[int, float], lyric_words: list[str]) -> dict[int, float]:
+    """`anchors` with each run that makes the words around it faster than the song's own phrases moved to
+    another place where the lyrics repeat its words exactly (a chorus), if one asks less speed there.
+
+    A chorus heard once matches every repetition of it equally; the matching picks one, and when
+    it picks the wrong one the lines between it and its neighbours must be sung impossibly fast
+    on one side (and a 30 s instrumental passage appears on the other). Between two anchored
+    phrases, lyrics are not sung faster than the song sings inside its phrases (`singing_rate`).
+    """
+    limit = singing_rate(anchors)
+    if limit <= 0:
+        return dict(anchors)
+    plain = [normalize_word(w) for w in lyric_words]
+    kept = dict(anchors)
+    for run in anchor_runs(anchors):
+        first, last = run[0], run[-1]
+        others = {k: t for k, t in kept.items() if not first <= k <= last}
+        def need(shift):
+            return words_per_second_around(others, first + shift, last + shift, kept[first], kept[last])
+        current = need(0)
+        if current <= limit:
+            continue
+        phrase = plain[first: last + 1]
+        shifts = [start - first for start in range(len(plain) - len(phrase) + 1)
+                  if start != first and plain[start: start + len(phrase)] == phrase]
+        best = min(shifts, key=need, default=None)
+        if best is not None and need(best) < current:
+            for k in run:
+                del kept[k]
+            for k in run:
+                kept[k + best] = anchors[k]
+    return kept
+
+
+def settled_anchors(anchors: dict[int, float], lyric_words: list[str], trusted=frozenset()) -> dict[int, float]:
+    """`anchors` without impossible runs (`plausible_anchors`, keeping `trusted` ones first), with
+    choruses moved to the repetition that fits (`relocated_repetitions`), and checked again."""
+    plausible = plausible_anchors(anchors, trusted=trusted)
+    return plausible_anchors(relocated_repetitions(plausible, lyric_words), trusted=trusted)
 
 
 def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
@@ -254,7 +312,7 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
     counts = [len(l) for l in lines]
     firsts = line_bounds(counts)
     vocables = {k for i, line in enumerate(lines) if is_vocable_line(line) for k in range(firsts[i], firsts[i + 1])}
-    anchors = plausible_anchors(anchor_words(lyric, transcript, ignore=vocables, span=(0.0, duration)))
+    anchors = settled_anchors(anchor_words(lyric, transcript, ignore=vocables, span=(0.0, duration)), lyric)
     first_pass = dict(anchors)
     if retranscribe is not None:
         for first_line, last_line, after, before in unanchored_stretches(counts, anchors, duration):
@@ -268,21 +326,25 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
                 if after <= t <= before:
                     anchors[firsts[first_line] + k] = t
         hinted = set(anchors) - set(first_pass)
-        anchors = plausible_anchors(anchors)
+        anchors = settled_anchors(anchors, lyric, trusted=set(first_pass))
         if align_stretch is not None:
             anchors = checked_hinted_anchors(anchors, hinted & set(anchors), len(lyric), duration, align_stretch)
     return line_onsets_from_anchors(counts, anchors, duration), anchors
 
 
 def checked_hinted_anchors(anchors: dict[int, float], hinted: set[int], word_count: int, duration: float,
-                           align_stretch, max_window_s: float = 30.0, tolerance_s: float = 1.5) -> dict[int, float]:
+                           align_stretch, max_window_s: float = 30.0, tolerance_s: float = 1.5,
+                           margin_s: float = 5.0) -> dict[int, float]:
     """`anchors` without the runs of `hinted` anchors that the forced aligner places elsewhere.
 
     A transcript hinted with the lyrics it should hear can time them badly: its text follows
     the hint while its word times drift by seconds. Where the stretch between the other anchors
     around a hinted run fits one aligner window (≤ `max_window_s`), `align_stretch(first word,
-    end word, start s, end s)` aligns the stretch's lyric words there; a run whose median onset
-    is more than `tolerance_s` from the aligner's is dropped (the aligner then places its lines).
+    end word, start s, end s)` aligns the stretch's lyric words there, from the anchored word
+    at its start; in a longer stretch, the run's own words are aligned in a window opened
+    `margin_s` before the run (`align_stretch(..., pinned=False)`: the audio before them goes
+    to a lead-in). A run whose median onset is more than `tolerance_s` from the aligner's is
+    dropped (the aligner then places its lines).
     """
     kept = dict(anchors)
     placed_cache: dict[tuple, list[float]] = {}
@@ -294,12 +356,16 @@ def checked_hinted_anchors(anchors: dict[int, float], hinted: set[int], word_cou
         start_s = anchors[first] if before else 0.0
         end_s = anchors[end] if after else duration
         if end_s - start_s > max_window_s:
-            continue
-        key = (first, end)
-        if key not in placed_cache:
-            placed_cache[key] = align_stretch(first, end, start_s, end_s)
-        placed = placed_cache[key]
-        if np.median([abs(placed[k - first] - anchors[k]) for k in run]) > tolerance_s:
+            window_start = max(start_s, anchors[run[0]] - margin_s)
+            placed = align_stretch(run[0], run[-1] + 1, window_start, min(end_s, window_start + max_window_s),
+                                   pinned=False)
+            offsets = [abs(placed[k - run[0]] - anchors[k]) for k in run]
+        else:
+            key = (first, end)
+            if key not in placed_cache:
+                placed_cache[key] = align_stretch(first, end, start_s, end_s)
+            offsets = [abs(placed_cache[key][k - first] - anchors[k]) for k in run]
+        if np.median(offsets) > tolerance_s:
             for k in run:
                 del kept[k]
     return kept

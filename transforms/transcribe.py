@@ -39,14 +39,19 @@ def _cached(key: tuple, load):
         return _MODELS[key]
 
 
+WHISPER_MAX_LENGTH = 448  # prompt + generated tokens of one 30 s window
+HOTWORDS_MAX = WHISPER_MAX_LENGTH // 2 - 1  # faster-whisper keeps at most this many hint tokens
+
+
 def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, threads: int = 1,
-                              hint: str = "", word_times: bool = True) -> list[HeardWord]:
+                              hint: str = "", word_times: bool = True, max_tokens: int = 0) -> list[HeardWord]:
     """Words of faster-whisper's greedy transcription of 16 kHz `audio`, with times and probabilities.
 
     `hint`: text expected in the audio (e.g. the lyrics of lines not yet found), given to
     every 30 s window's prompt as hotwords. `word_times=False` (text only, e.g. for a word
     error rate): one decoding at temperature 0, no word-timing pass; each word gets its
-    segment's times and probability 0.
+    segment's times and probability 0. `max_tokens` (> 0): at most this many tokens decoded
+    per 30 s window, so a decoding loop stops there instead of at Whisper's limit.
     """
     def load():
         from faster_whisper import WhisperModel
@@ -62,11 +67,21 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
     ctranslate2.set_random_seed(0)
     segments, _ = model.transcribe(np.asarray(audio, np.float32), language=language or None, beam_size=1,
                                    word_timestamps=word_times, condition_on_previous_text=False,
-                                   hotwords=hint or None, temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if word_times else 0.0)
+                                   hotwords=hint or None, temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if word_times else 0.0,
+                                   max_new_tokens=window_token_limit(max_tokens, bool(hint)))
     if not word_times:
         return [HeardWord(text, float(s.start), float(s.end), 0.0) for s in segments for text in s.text.split()]
     return [HeardWord(w.word.strip(), float(w.start), float(w.end), float(w.probability))
             for s in segments for w in s.words]
+
+
+def window_token_limit(max_tokens: int, hinted: bool) -> int | None:
+    """`max_tokens` as faster-whisper's `max_new_tokens`, within what the window's prompt leaves (None: no limit)."""
+    if max_tokens <= 0:
+        return None
+    # prompt: previous-text marker + hotwords, start-of-transcript, language, task, no-timestamps
+    prompt = (1 + HOTWORDS_MAX if hinted else 0) + 4
+    return max(1, min(max_tokens, WHISPER_MAX_LENGTH - prompt))
 
 
 def restart_sampling() -> None:
@@ -83,8 +98,9 @@ def restart_sampling() -> None:
 
 
 def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language: str, threads: int = 1,
-                                   hint: str = "") -> list[HeardWord]:
-    """Words of whisper-timestamped's transcription of 16 kHz `audio` (greedy, fp32 on CPU); `hint` is the initial prompt."""
+                                   hint: str = "", max_tokens: int = 0) -> list[HeardWord]:
+    """Words of whisper-timestamped's transcription of 16 kHz `audio` (greedy, fp32 on CPU); `hint` is the
+    initial prompt; `max_tokens` (> 0) bounds the tokens decoded per 30 s window."""
     import torch
     import whisper_timestamped
 
@@ -98,13 +114,14 @@ def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language:
     result = whisper_timestamped.transcribe(model, np.asarray(audio, np.float32), language=language or None,
                                             fp16=False, beam_size=None, best_of=None,
                                             condition_on_previous_text=False, verbose=None,
-                                            initial_prompt=hint or None)
+                                            initial_prompt=hint or None,
+                                            sample_len=window_token_limit(max_tokens, bool(hint)))
     return [HeardWord(w["text"].strip(), float(w["start"]), float(w["end"]), float(w.get("confidence", 0.0)))
             for s in result["segments"] for w in s.get("words", [])]
 
 
 def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = "", checkpoint: str = "",
-               threads: int = 1, hint: str = "", word_times: bool = True) -> tuple[list[HeardWord], str]:
+               threads: int = 1, hint: str = "", word_times: bool = True, max_tokens: int = 0) -> tuple[list[HeardWord], str]:
     """(words, model name) of `audio` transcribed by `backend`.
 
     `model_dir`: a CTranslate2 Whisper directory (empty: the multilingual base, which also
@@ -112,6 +129,7 @@ def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = 
     `checkpoint`: an openai-whisper checkpoint for whisper-timestamped (empty: converted
     from `model_dir`). `word_times=False`: text is enough (faster-whisper then skips its
     word-timing pass and temperature fallback; whisper-timestamped always times words).
+    `max_tokens` (> 0): at most this many tokens decoded per 30 s window.
     """
     import os
 
@@ -121,10 +139,10 @@ def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = 
         raise ValueError(f"unknown transcription backend {backend!r}; known: {BACKENDS}")
     model_dir = model_dir or base_dir()
     if backend == "faster-whisper":
-        words = transcribe_faster_whisper(model_dir, audio, language, threads, hint, word_times)
+        words = transcribe_faster_whisper(model_dir, audio, language, threads, hint, word_times, max_tokens)
         return words, os.path.basename(model_dir.rstrip("/"))
     checkpoint = checkpoint or openai_checkpoint(model_dir)
-    return transcribe_whisper_timestamped(checkpoint, audio, language, threads, hint), os.path.basename(checkpoint)
+    return transcribe_whisper_timestamped(checkpoint, audio, language, threads, hint, max_tokens), os.path.basename(checkpoint)
 
 
 def word_error_rate(reference: list[str], hypothesis: list[str]) -> float:
