@@ -520,6 +520,9 @@ def test_a_chorus_matched_to_the_wrong_repetition_moves_to_the_one_that_fits():
     assert moved == {**heard_early, **{first_chorus + k: 14.0 + 0.5 * k for k in range(5)}, **late}
     # Matched to the repetition sung there, it stays.
     assert relocated_repetitions(moved, lyrics) == moved
+    # Where the other repetition holds anchors of its own, the run is not moved onto them.
+    held = {**wrong, 8: 13.0, 9: 13.2}
+    assert relocated_repetitions(held, lyrics) == held
     # A run heard without a hint outweighs a longer hinted one that contradicts it.
     hinted_wrong = {**moved, **{k: 15.0 + 0.1 * k for k in range(14, 21)}}
     assert settled_anchors(hinted_wrong, lyrics, trusted=set(moved)) == moved

@@ -219,7 +219,9 @@ def plausible_anchors(anchors: dict[int, float], max_words_per_second: float = 4
 def words_per_second_around(anchors: dict[int, float], first: int, last: int, time_first: float, time_last: float) -> float:
     """The faster of the two rates (lyric words per second) at which the words between the anchors
     around lyric words `first`..`last` (sung from `time_first` to `time_last`) would be sung; inf if
-    the run would cross its neighbours. The song's start (word 0 at 0 s) bounds a run with none before it."""
+    the run would cross or hold other anchors. The song's start (word 0 at 0 s) bounds a run with none before it."""
+    if any(first <= k <= last for k in anchors):
+        return np.inf
     earlier = [k for k in anchors if k < first]
     later = [k for k in anchors if k > last]
     previous, previous_time = (max(earlier), anchors[max(earlier)]) if earlier else (0, 0.0)
@@ -250,7 +252,7 @@ def relocated_repetitions(anchors: dict[int, float], lyric_words: list[str]) -> 
         first, last = run[0], run[-1]
         others = {k: t for k, t in kept.items() if not first <= k <= last}
         def need(shift):
-            return words_per_second_around(others, first + shift, last + shift, kept[first], kept[last])
+            return words_per_second_around(others, first + shift, last + shift, anchors[first], anchors[last])
         current = need(0)
         if current <= limit:
             continue
