@@ -513,20 +513,25 @@ def test_a_chorus_matched_to_the_wrong_repetition_moves_to_the_one_that_fits():
     first_chorus, second_chorus = 6, 21  # "la la land is here" at words 6-10 and 21-25
     heard_early = {0: 10.0, 1: 10.5, 2: 11.0, 3: 11.5}
     late = {28: 60.0, 29: 60.5}
-    # The first chorus, sung at 14-16 s, matched to the second repetition: the ten words
-    # between would be sung in 2.5 s, and the next four over 44 s.
+    # The first chorus, sung at 14-16 s, matched to the second repetition: the seventeen words
+    # before it would be sung in 2.5 s, the two after it over 44 s.
     wrong = {**heard_early, **{second_chorus + k: 14.0 + 0.5 * k for k in range(5)}, **late}
-    moved = relocated_repetitions(wrong, lyrics)
+    moved, marked = relocated_repetitions(wrong, lyrics, 62.0, marked={22, 23, 29})
     assert moved == {**heard_early, **{first_chorus + k: 14.0 + 0.5 * k for k in range(5)}, **late}
+    assert marked == {7, 8, 29}  # marks move with their run
     # Matched to the repetition sung there, it stays.
-    assert relocated_repetitions(moved, lyrics) == moved
+    assert relocated_repetitions(moved, lyrics, 62.0)[0] == moved
     # Where the other repetition holds anchors of its own, the run is not moved onto them.
     held = {**wrong, 8: 13.0, 9: 13.2}
-    assert relocated_repetitions(held, lyrics) == held
+    assert relocated_repetitions(held, lyrics, 62.0)[0] == held
+    # With nothing anchored after it, the song's end bounds it: the chorus sung last, 2 s before
+    # the end, stays there (moved to the first repetition, nineteen words would follow in 2 s).
+    last = {**heard_early, **{second_chorus + k: 14.0 + 0.5 * k for k in range(5)}}
+    assert relocated_repetitions(last, lyrics[:26], 18.0)[0] == last
     # A run heard without a hint outweighs a longer hinted one that contradicts it.
     hinted_wrong = {**moved, **{k: 15.0 + 0.1 * k for k in range(14, 21)}}
-    assert settled_anchors(hinted_wrong, lyrics, trusted=set(moved)) == moved
-    assert settled_anchors(hinted_wrong, lyrics) != moved
+    assert settled_anchors(hinted_wrong, lyrics, 62.0, trusted=set(moved)) == (moved, set(moved))
+    assert settled_anchors(hinted_wrong, lyrics, 62.0)[0] != moved
 
 
 def test_lines_after_an_instrumental_passage_are_found_by_the_aligner(shared):
@@ -576,6 +581,6 @@ def test_a_decoding_loop_is_cut_at_the_token_limit(shared):
     full = transcribe("faster-whisper", clip, "fr", word_times=False)[0]
     restart_sampling()
     capped = transcribe("faster-whisper", clip, "fr", word_times=False, max_tokens=6)[0]
-    assert len(full) > 10 and 0 < len(capped) <= 6
+    assert len(full) > 10 and 2 <= len(capped) <= 6
     # the same greedy decoding, stopped early (its last word may be cut)
     assert [w.text for w in capped][:-1] == [w.text for w in full][:len(capped) - 1]

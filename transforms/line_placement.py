@@ -216,27 +216,31 @@ def plausible_anchors(anchors: dict[int, float], max_words_per_second: float = 4
             del kept[k]
 
 
-def words_per_second_around(anchors: dict[int, float], first: int, last: int, time_first: float, time_last: float) -> float:
+def words_per_second_around(anchors: dict[int, float], first: int, last: int, time_first: float, time_last: float,
+                            word_count: int, duration: float) -> float:
     """The faster of the two rates (lyric words per second) at which the words between the anchors
     around lyric words `first`..`last` (sung from `time_first` to `time_last`) would be sung; inf if
-    the run would cross or hold other anchors. The song's start (word 0 at 0 s) bounds a run with none before it."""
+    the run would cross or hold other anchors. The song's start (word 0 at 0 s) and end (word
+    `word_count` at `duration`) bound a run with no anchor on that side."""
     if any(first <= k <= last for k in anchors):
         return np.inf
     earlier = [k for k in anchors if k < first]
     later = [k for k in anchors if k > last]
     previous, previous_time = (max(earlier), anchors[max(earlier)]) if earlier else (0, 0.0)
+    following, following_time = (min(later), anchors[min(later)]) if later else (word_count, duration)
     rates = []
-    for words, seconds in [(first - previous, time_first - previous_time)] + (
-            [(min(later) - last, anchors[min(later)] - time_last)] if later else []):
+    for words, seconds in [(first - previous, time_first - previous_time), (following - last, following_time - time_last)]:
         if words < 0 or (words > 0 and seconds <= 0):
             return np.inf
         rates.append(words / seconds if words else 0.0)
     return max(rates)
 
 
-def relocated_repetitions(anchors: dict[int, float], lyric_words: list[str]) -> dict[int, float]:
-    """`anchors` with each run that makes the words around it faster than the song's own phrases moved to
-    another place where the lyrics repeat its words exactly (a chorus), if one asks less speed there.
+def relocated_repetitions(anchors: dict[int, float], lyric_words: list[str], duration: float,
+                          marked=frozenset()) -> tuple[dict[int, float], set[int]]:
+    """(`anchors` with each run that makes the words around it faster than the song's own phrases
+    moved to another place where the lyrics repeat its words exactly (a chorus), if one asks less
+    speed there; the new places of the `marked` anchors).
 
     A chorus heard once matches every repetition of it equally; the matching picks one, and when
     it picks the wrong one the lines between it and its neighbours must be sung impossibly fast
@@ -244,15 +248,18 @@ def relocated_repetitions(anchors: dict[int, float], lyric_words: list[str]) -> 
     phrases, lyrics are not sung faster than the song sings inside its phrases (`singing_rate`).
     """
     limit = singing_rate(anchors)
+    marked = set(marked) & set(anchors)
     if limit <= 0:
-        return dict(anchors)
+        return dict(anchors), marked
     plain = [normalize_word(w) for w in lyric_words]
     kept = dict(anchors)
     for run in anchor_runs(anchors):
         first, last = run[0], run[-1]
         others = {k: t for k, t in kept.items() if not first <= k <= last}
+
         def need(shift):
-            return words_per_second_around(others, first + shift, last + shift, anchors[first], anchors[last])
+            return words_per_second_around(others, first + shift, last + shift, anchors[first], anchors[last],
+                                           len(plain), duration)
         current = need(0)
         if current <= limit:
             continue
@@ -261,18 +268,26 @@ def relocated_repetitions(anchors: dict[int, float], lyric_words: list[str]) -> 
                   if start != first and plain[start: start + len(phrase)] == phrase]
         best = min(shifts, key=need, default=None)
         if best is not None and need(best) < current:
+            moved_marks = {k + best for k in run if k in marked}
             for k in run:
                 del kept[k]
+                marked.discard(k)
             for k in run:
                 kept[k + best] = anchors[k]
-    return kept
+            marked |= moved_marks
+    return kept, marked
 
 
-def settled_anchors(anchors: dict[int, float], lyric_words: list[str], trusted=frozenset()) -> dict[int, float]:
-    """`anchors` without impossible runs (`plausible_anchors`, keeping `trusted` ones first), with
-    choruses moved to the repetition that fits (`relocated_repetitions`), and checked again."""
+def settled_anchors(anchors: dict[int, float], lyric_words: list[str], duration: float,
+                    trusted=None) -> tuple[dict[int, float], set[int]]:
+    """(`anchors` without impossible runs (`plausible_anchors`, keeping `trusted` ones first — all
+    of them when None), with choruses moved to the repetition that fits (`relocated_repetitions`),
+    and checked again; the trusted ones among them, at their new places)."""
+    trusted = set(anchors) if trusted is None else set(trusted)
     plausible = plausible_anchors(anchors, trusted=trusted)
-    return plausible_anchors(relocated_repetitions(plausible, lyric_words), trusted=trusted)
+    moved, trusted = relocated_repetitions(plausible, lyric_words, duration, trusted)
+    kept = plausible_anchors(moved, trusted=trusted)
+    return kept, trusted & set(kept)
 
 
 def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
@@ -314,7 +329,7 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
     counts = [len(l) for l in lines]
     firsts = line_bounds(counts)
     vocables = {k for i, line in enumerate(lines) if is_vocable_line(line) for k in range(firsts[i], firsts[i + 1])}
-    anchors = settled_anchors(anchor_words(lyric, transcript, ignore=vocables, span=(0.0, duration)), lyric)
+    anchors, _ = settled_anchors(anchor_words(lyric, transcript, ignore=vocables, span=(0.0, duration)), lyric, duration)
     first_pass = dict(anchors)
     if retranscribe is not None:
         for first_line, last_line, after, before in unanchored_stretches(counts, anchors, duration):
@@ -327,10 +342,11 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
             for k, t in anchor_words(words, heard, hinted_min_run, ignore, span=(after, before)).items():
                 if after <= t <= before:
                     anchors[firsts[first_line] + k] = t
-        hinted = set(anchors) - set(first_pass)
-        anchors = settled_anchors(anchors, lyric, trusted=set(first_pass))
+        # A run moved to another repetition keeps what it was: heard with or without a hint.
+        anchors, unhinted = settled_anchors(anchors, lyric, duration, trusted=set(first_pass))
+        hinted = set(anchors) - unhinted
         if align_stretch is not None:
-            anchors = checked_hinted_anchors(anchors, hinted & set(anchors), len(lyric), duration, align_stretch)
+            anchors = checked_hinted_anchors(anchors, hinted, len(lyric), duration, align_stretch)
     return line_onsets_from_anchors(counts, anchors, duration), anchors
 
 
