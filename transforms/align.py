@@ -349,7 +349,7 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
     together in one window when it fits (≤ 30 s). A longer stretch is walked window by
     window: each 30 s window takes the lines whose spread-out onsets lie within `reach_s` of its
     start, keeps all but the last of them, and the next window opens at the last kept line.
-    Windows opened later in the stretch compete with it for those lines (`best_window`).
+    Windows opened later in the stretch compete with it for those lines (`later_windows`).
     """
     from transforms.line_placement import line_bounds, unanchored_stretches
 
@@ -375,9 +375,13 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
             if not last_window and config.search_step_s > 0:
                 # The window at the last placed word may hold an instrumental passage, and the
                 # path must put the lines somewhere in it: windows later in the stretch, every
-                # `search_step_s`, compete by the mean token probability of the lines' words.
-                placed_from, placed = best_window(aligner, read, flat, firsts[taken[0]], firsts[taken[-1] + 1],
-                                                  start, before, config, placed_from, placed)
+                # `search_step_s`, compete by the mean token probability of the lines' words
+                # (on a tie the first window stays).
+                first, end = firsts[taken[0]], firsts[taken[-1] + 1]
+                candidates = [(placed_from, placed)] + [
+                    (first, trial) for trial in later_windows(aligner, read, flat[first:end], flat[first - 1] if first else "♪",
+                                                              start, before, config)]
+                placed_from, placed = max(candidates, key=lambda c: np.mean([w.confidence for w in c[1][first - c[0]:]]))
             kept = taken if last_window or len(taken) == 1 else taken[:-1]
             for line in kept:
                 placed_onsets[line] = placed[firsts[line] - placed_from].start
@@ -387,21 +391,14 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
     return [float(x) for x in np.maximum.accumulate(placed_onsets)]
 
 
-def best_window(aligner: WhisperAligner, read: Callable, flat: list[str], first: int, end: int, start: float,
-                before: float, config: AlignConfig, placed_from: int, placed: list[AlignedWord]) -> tuple[int, list[AlignedWord]]:
-    """(first word, words) of the alignment whose words `first`..`end` have the highest mean token
-    probability: `placed` (words from `placed_from`, aligned from `start`) or the same lines aligned in
-    30 s windows opened every `config.search_step_s` after `start`, the last one ending at `before`."""
+def later_windows(aligner: WhisperAligner, read: Callable, words: list[str], lead_in: str, start: float,
+                  before: float, config: AlignConfig) -> list[list[AlignedWord]]:
+    """`words` aligned in 30 s windows opened every `config.search_step_s` after `start`, the last one ending at `before`."""
     window_s = WINDOW_FRAMES * HOP / SAMPLE_RATE
-    best = float(np.mean([w.confidence for w in placed[first - placed_from:]]))
     shifts = np.arange(start + config.search_step_s, before - window_s + config.search_step_s, config.search_step_s)
-    for shifted in np.unique(np.minimum(shifts, before - window_s)):
-        trial = aligner.align_window(read(shifted, shifted + window_s), flat[first:end], offset_s=float(shifted),
-                                     pad=config.pad_windows, lead_in=flat[first - 1] if first else "♪")
-        score = float(np.mean([w.confidence for w in trial]))
-        if score > best:
-            best, placed_from, placed = score, first, trial
-    return placed_from, placed
+    return [aligner.align_window(read(shifted, shifted + window_s), words, offset_s=float(shifted),
+                                 pad=config.pad_windows, lead_in=lead_in)
+            for shifted in np.unique(np.minimum(shifts, before - window_s))]
 
 
 def harmonic_reader(read: Callable, margin: float = 2.0) -> Callable:

@@ -268,13 +268,10 @@ def relocated_repetitions(anchors: dict[int, float], lyric_words: list[str], dur
                   if start != first and plain[start: start + len(phrase)] == phrase]
         best = min(shifts, key=need, default=None)
         if best is not None and need(best) < current:
-            moved_marks = {k + best for k in run if k in marked}
             for k in run:
                 del kept[k]
-                marked.discard(k)
-            for k in run:
-                kept[k + best] = anchors[k]
-            marked |= moved_marks
+            kept.update({k + best: anchors[k] for k in run})
+            marked = {k + best if first <= k <= last else k for k in marked}
     return kept, marked
 
 
