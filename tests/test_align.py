@@ -584,3 +584,42 @@ def test_a_decoding_loop_is_cut_at_the_token_limit(shared):
     assert len(full) > 10 and 2 <= len(capped) <= 6
     # the same greedy decoding, stopped early (its last word may be cut)
     assert [w.text for w in capped][:-1] == [w.text for w in full][:len(capped) - 1]
+
+
+def test_the_aligners_measured_onset_bias_is_taken_out(shared):
+    # bench/onset_bias.py: on speech with known onsets tiny.en is late (+0.10 s), base early (-0.13 s).
+    import dataclasses
+
+    import librosa
+
+    from transforms.align import ONSET_CORRECTION_S, AlignConfig, WhisperAligner, aligner_for
+
+    english, _ = aligner_for("en", AlignConfig())
+    german, _ = aligner_for("de", AlignConfig())
+    assert english.onset_correction_s == ONSET_CORRECTION_S["tiny.en"] < 0
+    assert german.onset_correction_s == ONSET_CORRECTION_S["base"] > 0
+    assert aligner_for("de", dataclasses.replace(AlignConfig(), onset_correction_s=0.5))[0].onset_correction_s == 0.5
+    custom = dataclasses.replace(AlignConfig(), model_dir=whisper_models.tiny_en_dir())
+    assert aligner_for("en", custom)[0].onset_correction_s == 0.0  # an unmeasured model is left as it is
+    name = "Confession_-_Quesabe"
+    song = read_song(str(shared / "jamendo"), name)
+    clip, _ = librosa.load(shared / "jamendo" / "audio" / f"{name}.mp3", sr=16000, offset=59.0, duration=8.0)
+    words = song["lines"][14]
+    raw = WhisperAligner(german.model_dir, "fr", onset_correction_s=0.0).align_window(clip, words, offset_s=59.0)
+    shifted = WhisperAligner(german.model_dir, "fr", onset_correction_s=0.13).align_window(clip, words, offset_s=59.0)
+    assert [w.start for w in shifted] == pytest.approx([w.start + 0.13 for w in raw])
+    early = WhisperAligner(german.model_dir, "fr", onset_correction_s=-5.0).align_window(clip, words)
+    assert min(w.start for w in early) == 0.0 and all(w.end >= 0.0 for w in early)
+
+
+def test_the_placement_transcript_stops_at_a_multiple_of_the_lyrics_rate():
+    from transforms.align import AlignConfig, aligner_for, transcript_token_limit
+
+    aligner, _ = aligner_for("en", AlignConfig())
+    words = "the river runs beside the old stone wall".split() * 10  # 80 one-token words
+    tokens = sum(len(t) for t in aligner.word_tokens(words))
+    assert tokens == 80
+    assert transcript_token_limit(aligner, words, 120.0, AlignConfig()) == 3 * 80 // 4 + 32  # 20 tokens per 30 s
+    assert transcript_token_limit(aligner, words, 20.0, AlignConfig()) == 3 * 80 + 32  # all of them in one window
+    import dataclasses
+    assert transcript_token_limit(aligner, words, 120.0, dataclasses.replace(AlignConfig(), transcript_token_factor=0)) == 0

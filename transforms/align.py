@@ -35,6 +35,10 @@ WINDOW_FRAMES = 3000  # Whisper's 30 s input
 BACKEND = "ctranslate2-whisper"
 LINE_TIMES = ("auto", "source", "transcript")
 FRONT_ENDS = ("none", "harmonic")
+# Seconds added to every time the aligner gives, per bundled model: the negated median signed
+# onset error on speech whose word onsets are known exactly (bench/onset_bias.py; tiny.en is
+# late, base early). Other models get 0 unless `align.onset_correction_s` says otherwise.
+ONSET_CORRECTION_S = {"tiny.en": -0.10, "base": 0.13}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,14 +58,16 @@ class AlignConfig:
     slack_s: float = 1.0  # audio before and after a line's window (estimated onsets)
     front_end: str = "none"  # "harmonic": the aligner hears librosa's harmonic part (drums removed); measured, not better
     pad_windows: bool = False  # True: every window is encoded as a padded 30 s input (slower)
-    retranscribe_gaps: bool = True  # transcribe stretches where no line was found again, hinted with their lyrics
+    retranscribe_gaps: bool = False  # transcribe stretches where no line was found again, hinted with their lyrics
     check_hinted_anchors: bool = True  # the aligner checks the anchors of hinted re-transcriptions (their times drift)
     search_unanchored: bool = True  # the aligner places lines no transcript word anchored, in the stretch between anchors
+    transcript_token_factor: float = 3.0  # placement transcript: at most this many times the lyrics' mean tokens per 30 s (+32) per window (0: no limit)
     search_step_s: float = 10.0  # stretches > 30 s: also try windows this far apart, keep the likeliest (0: only at the last placed word)
     spread_held_vowels: bool = True  # lines of bare vowels (ooh ooh) spread over their time instead of the aligner's path
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
     offset_min_s: float = 0.2  # a source offset at least this large is corrected
     offset_passes: int = 1  # probe passes measuring the source's offset, each from the last correction (0: none; 2 measured no better, +1 s shift: 0.468 vs 0.469 s)
+    onset_correction_s: Optional[float] = None  # added to every aligned time; None: the bundled model's measured bias (ONSET_CORRECTION_S), 0 for others
     min_aligned_fraction: float = 0.5  # below it the alignment counts as failed
     threads: int = 1
 
@@ -69,7 +75,7 @@ class AlignConfig:
 class WhisperAligner:
     """A loaded CTranslate2 Whisper model with its tokenizer and feature extractor."""
 
-    def __init__(self, model_dir: str, language: str = "en", threads: int = 1):
+    def __init__(self, model_dir: str, language: str = "en", threads: int = 1, onset_correction_s: float = 0.0):
         import ctranslate2
         import tokenizers
         from faster_whisper.feature_extractor import FeatureExtractor
@@ -82,6 +88,8 @@ class WhisperAligner:
         self.tokenizer = Tokenizer(hf_tokenizer, multilingual, task="transcribe",
                                    language=language if multilingual else None)
         self.features = FeatureExtractor(feature_size=self.model.n_mels)
+        self.model_dir = model_dir
+        self.onset_correction_s = onset_correction_s
 
     def word_tokens(self, words: list[str]) -> list[list[int]]:
         """Token ids of each word as Whisper would see it inside a sentence (leading space)."""
@@ -111,6 +119,7 @@ class WhisperAligner:
         The alignment path starts on the first token at the window's first frame, so
         whatever precedes the first word would be given to it. `lead_in` (the previous
         line's last word, or a symbol) is aligned first to take that audio, then dropped.
+        Every time is moved by the model's `onset_correction_s` (never before 0).
         """
         lead = [self.word_tokens([lead_in])[0]] if lead_in.strip() else []
         per_word = lead + self.word_tokens(words)
@@ -120,8 +129,15 @@ class WhisperAligner:
         features, content = self.encode_window(audio, pad)
         result = self.model.align(features, self.tokenizer.sot_sequence, [tokens], content)[0]
         aligned = words_from_alignment([lead_in] * len(lead) + list(words), per_word, result.alignments,
-                                       result.text_token_probs, offset_s)
-        return aligned[len(lead):]
+                                       result.text_token_probs, offset_s + self.onset_correction_s)
+        return [corrected_to_zero(w) for w in aligned[len(lead):]]
+
+
+def corrected_to_zero(word: AlignedWord) -> AlignedWord:
+    """`word` with a start or end that a negative onset correction moved before 0 set to 0."""
+    if word.start >= 0.0:
+        return word
+    return dataclasses.replace(word, start=0.0, end=max(0.0, word.end))
 
 
 def words_from_alignment(words: list[str], per_word: list[list[int]], alignments, token_probs,
@@ -255,9 +271,12 @@ def aligner_for(language: str, config: AlignConfig) -> tuple[WhisperAligner, str
     from transforms.whisper_models import model_dir_for
 
     model_dir, model_name = model_dir_for(language, config.model_dir)
-    key = (model_dir, language, config.threads)
+    correction = config.onset_correction_s
+    if correction is None:
+        correction = 0.0 if config.model_dir else ONSET_CORRECTION_S["tiny.en" if model_name.endswith("tiny.en") else "base"]
+    key = (model_dir, language, config.threads, correction)
     if key not in _ALIGNERS:
-        _ALIGNERS[key] = (WhisperAligner(model_dir, language or "en", config.threads), model_name)
+        _ALIGNERS[key] = (WhisperAligner(model_dir, language or "en", config.threads, correction), model_name)
     return _ALIGNERS[key]
 
 
@@ -301,6 +320,22 @@ def transcribe_song(read: Callable, duration: float, language: str, config: Alig
         heard += [HeardWord(w.text, w.start + start, w.end + start, w.confidence) for w in words]
         start = end
     return heard, model
+
+
+def transcript_token_limit(aligner: WhisperAligner, words: list[str], duration: float, config: AlignConfig) -> int:
+    """Tokens one 30 s window of the placement transcript may decode (0: no limit).
+
+    `config.transcript_token_factor` times the lyrics' tokens per 30 s at the song's mean rate,
+    plus 32 (timestamps, misheard spellings). The densest 30 s of a song held 1.5-2.3 times
+    its mean on the benchmark; a window that loops to Whisper's 448 tokens, and its
+    temperature-fallback samples, stop at the limit instead (one German window's fallbacks
+    cost 16 s of 28).
+    """
+    if config.transcript_token_factor <= 0 or duration <= 0:
+        return 0
+    tokens = sum(len(t) for t in aligner.word_tokens(words))
+    window_s = WINDOW_FRAMES * HOP / SAMPLE_RATE
+    return int(np.ceil(config.transcript_token_factor * tokens * min(1.0, window_s / duration))) + 32
 
 
 def densest_stretches(onsets: list[float], duration: float, count: int, length_s: float = 30.0) -> list[tuple[float, float]]:
@@ -449,7 +484,8 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     heard, transcript_model, offset = None, "", None
     if not use_source:
         restart_sampling()  # the song's placement transcripts depend on this song only
-        heard, transcript_model = transcribe_song(heard_read, duration, language, config)
+        heard, transcript_model = transcribe_song(heard_read, duration, language, config,
+                                                  max_tokens=transcript_token_limit(aligner, flat, duration, config))
     if use_source:
         # One pass with slack around the source's onsets measures their offset (a window
         # opened at a late onset cannot see the word it misses); the result comes from
