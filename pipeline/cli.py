@@ -70,6 +70,9 @@ def _train_parsers(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--no-lyrics-match", action="store_true",
                           help="with --reference-lines: skip the transcription pass that measures the lyrics-match WER")
     evaluate.add_argument("--threads", type=int, default=1)
+    evaluate.add_argument("--seeds", default="0",
+                          help="transcription seeds, comma-separated: each is a run (another likely transcript); "
+                               "figures are averaged over runs")
     evaluate.add_argument("--json", default="", help="write the report here (top-level aae, pco)")
     generate = sub.add_parser("generate", help="text -> audio with a trained generator run")
     generate.add_argument("text")

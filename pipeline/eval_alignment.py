@@ -109,6 +109,24 @@ def evaluate(jamendo_dir: str, songs: list[str] | None = None, reference_lines: 
             "worst_song_aae": max(m["aae"] for m in per_song.values()), "songs": per_song}
 
 
+def over_seeds(reports: list[dict]) -> dict:
+    """One report from runs that differ only in the transcription seed: the figures averaged over
+    the runs (per song, then over songs), the worst song of any run, and every run kept."""
+    if len(reports) == 1:
+        return reports[0]
+    keys = ("aae", "median_ae", "pco", "rtf")
+    songs = {}
+    for name, first in reports[0]["songs"].items():
+        runs = [r["songs"][name] for r in reports]
+        songs[name] = {**first, **{k: float(np.mean([m[k] for m in runs])) for k in keys},
+                       "aae_by_seed": [m["aae"] for m in runs], "pco_by_seed": [m["pco"] for m in runs]}
+    return {**{k: reports[0][k] for k in ("mode", "threads", "reference_shift_s", "config")},
+            "seeds": [r["config"]["transcribe_seed"] for r in reports],
+            **{k: float(np.mean([r[k] for r in reports])) for k in keys},
+            "worst_song_aae": max(r["worst_song_aae"] for r in reports), "songs": songs,
+            "seed_runs": reports}
+
+
 def table(report: dict) -> str:
     shift = f", line onsets shifted {report['reference_shift_s']:+.2f} s" if report.get("reference_shift_s") else ""
     rows = [f"mode: {report['mode']}  (threads {report['threads']}{shift})",
@@ -122,6 +140,13 @@ def table(report: dict) -> str:
                     f"{m['pco']:6.1%} {m['rtf']:6.3f} {wer} {offset}  {m['model']} / {m['placement']}")
     rows.append(f"{'mean over songs':32s} {'':>4s} {report['aae']:7.3f} {report['median_ae']:7.3f} "
                 f"{report['pco']:6.1%} {report['rtf']:6.3f}")
+    if report.get("seed_runs"):
+        rows.insert(1, f"averaged over {len(report['seeds'])} transcription seeds {report['seeds']}")
+        for run in report["seed_runs"]:
+            per_song = " ".join(f"{m['aae']:.3f}" for m in run["songs"].values())
+            rows.append(f"{'  seed ' + str(run['config']['transcribe_seed']):32s} {'':>4s} {run['aae']:7.3f} "
+                        f"{run['median_ae']:7.3f} {run['pco']:6.1%} {run['rtf']:6.3f}  songs' AAE {per_song}, "
+                        f"worst {run['worst_song_aae']:.3f}")
     return "\n".join(rows)
 
 
@@ -134,7 +159,10 @@ def main(args) -> int:
                                  front_end=args.front_end, model_dir=args.model_dir,
                                  lyrics_match=not args.no_lyrics_match,
                                  offset_passes=0 if args.no_offset_correction else AlignConfig.offset_passes)
-    report = evaluate(args.jamendo, args.song, args.reference_lines, args.threads, config, args.reference_shift)
+    seeds = [int(seed) for seed in str(args.seeds).split(",")]
+    report = over_seeds([evaluate(args.jamendo, args.song, args.reference_lines, args.threads,
+                                  dataclasses.replace(config, transcribe_seed=seed), args.reference_shift)
+                         for seed in seeds])
     print(table(report))
     if args.json:
         with open(args.json, "w") as handle:

@@ -479,7 +479,7 @@ def test_a_songs_transcript_does_not_depend_on_what_was_transcribed_before(share
 
 
 def test_hinted_anchors_the_aligner_places_elsewhere_are_dropped():
-    from transforms.line_placement import checked_hinted_anchors
+    from transforms.line_placement import checked_anchors
 
     # Words 0-2 and 20-22 anchored by the transcript at 10 s and 30 s; a hinted transcript of
     # the stretch between put words 8-10 at 20 s and words 14-16 at 22.5 s.
@@ -492,7 +492,7 @@ def test_hinted_anchors_the_aligner_places_elsewhere_are_dropped():
         calls.append((first, end, start_s, end_s, pinned))
         return [start_s + 1.0 * (k - first) for k in range(first, end)]  # the aligner: 1 word/s from the window start
 
-    kept = checked_hinted_anchors(anchors, hinted, 30, 60.0, align_stretch)
+    kept = checked_anchors(anchors, hinted, 30, 60.0, align_stretch)
     # By the aligner words 8-10 are at 17-19 s (2-3 s off): dropped; 14-16 at 23-25 s (0.5 s): kept.
     assert set(kept) == set(anchors) - {8, 9, 10}
     assert calls == [(2, 20, 11.0, 30.0, True)]  # one alignment for the stretch both runs lie in
@@ -500,9 +500,9 @@ def test_hinted_anchors_the_aligner_places_elsewhere_are_dropped():
     # opened 5 s before it (the aligner here: 1 word/s from that window's start, so 5 s off).
     calls.clear()
     far = {**anchors, 20: 50.0, 21: 50.5, 22: 51.0}
-    assert set(checked_hinted_anchors(far, hinted, 30, 60.0, align_stretch)) == set(far) - hinted
+    assert set(checked_anchors(far, hinted, 30, 60.0, align_stretch)) == set(far) - hinted
     assert calls == [(8, 11, 15.0, 45.0, False), (14, 17, 17.5, 47.5, False)]
-    assert set(checked_hinted_anchors(far, hinted, 30, 60.0, align_stretch, margin_s=1.0)) == set(far)
+    assert set(checked_anchors(far, hinted, 30, 60.0, align_stretch, margin_s=1.0)) == set(far)
 
 
 def test_a_chorus_matched_to_the_wrong_repetition_moves_to_the_one_that_fits():
@@ -623,3 +623,26 @@ def test_the_placement_transcript_stops_at_a_multiple_of_the_lyrics_rate():
     assert transcript_token_limit(aligner, words, 20.0, AlignConfig()) == 3 * 80 + 32  # all of them in one window
     import dataclasses
     assert transcript_token_limit(aligner, words, 120.0, dataclasses.replace(AlignConfig(), transcript_token_factor=0)) == 0
+
+
+def test_runs_with_other_transcription_seeds_are_averaged_and_kept():
+    from pipeline.eval_alignment import over_seeds, table
+
+    def run(seed, a, b):
+        songs = {"x": {"aae": a, "median_ae": a / 2, "pco": 0.5, "rtf": 0.2, "language": "en", "model": "m",
+                       "placement": "transcript"},
+                 "y": {"aae": b, "median_ae": b / 2, "pco": 1.0, "rtf": 0.4, "language": "fr", "model": "m",
+                       "placement": "transcript"}}
+        return {"mode": "audio_and_lyrics_only", "threads": 1, "reference_shift_s": 0.0,
+                "config": {"transcribe_seed": seed}, **average_over_songs(songs),
+                "worst_song_aae": max(a, b), "songs": songs}
+
+    one = run(0, 0.2, 0.4)
+    assert over_seeds([one]) is one
+    both = over_seeds([one, run(1, 1.0, 0.4)])
+    assert both["seeds"] == [0, 1]
+    assert both["aae"] == pytest.approx((0.3 + 0.7) / 2)
+    assert both["songs"]["x"]["aae"] == pytest.approx(0.6) and both["songs"]["x"]["aae_by_seed"] == [0.2, 1.0]
+    assert both["worst_song_aae"] == 1.0 and len(both["seed_runs"]) == 2
+    text = table(both)
+    assert "averaged over 2 transcription seeds [0, 1]" in text and "seed 1" in text

@@ -46,6 +46,7 @@ class AlignConfig:
     enabled: bool = True
     required: bool = False  # True: a song whose alignment fails is rejected (`alignment_failed`)
     model_dir: str = ""  # any CTranslate2 Whisper model directory; empty: tiny.en / base by language
+    placement_model_dir: str = ""  # model whose alignments place the lines no transcript word anchored; empty: model_dir, else the multilingual base
     # Where lines are: "source" = the source's line times (offset-corrected), "transcript" = a
     # transcription pass, "auto" = source times when the source has them.
     line_times: str = "auto"
@@ -59,8 +60,10 @@ class AlignConfig:
     front_end: str = "none"  # "harmonic": the aligner hears librosa's harmonic part (drums removed); measured, not better
     pad_windows: bool = False  # True: every window is encoded as a padded 30 s input (slower)
     retranscribe_gaps: bool = False  # transcribe stretches where no line was found again, hinted with their lyrics
-    check_hinted_anchors: bool = True  # the aligner checks the anchors of hinted re-transcriptions (their times drift)
+    check_anchors: bool = True  # the aligner checks doubtful anchors: hinted re-transcriptions' (their times drift), short runs
+    weak_run_words: int = 3  # a run of fewer transcript words anchored alone is doubtful (0: none)
     search_unanchored: bool = True  # the aligner places lines no transcript word anchored, in the stretch between anchors
+    transcribe_seed: int = 0  # seed of the transcription's temperature-fallback samples (another seed: another likely transcript)
     transcript_token_factor: float = 3.0  # placement transcript: at most this many times the lyrics' mean tokens per 30 s (+32) per window (0: no limit)
     search_step_s: float = 10.0  # stretches > 30 s: also try windows this far apart, keep the likeliest (0: only at the last placed word)
     spread_held_vowels: bool = True  # lines of bare vowels (ooh ooh) spread over their time instead of the aligner's path
@@ -280,6 +283,22 @@ def aligner_for(language: str, config: AlignConfig) -> tuple[WhisperAligner, str
     return _ALIGNERS[key]
 
 
+def placement_aligner_for(language: str, config: AlignConfig) -> WhisperAligner:
+    """The aligner that places lines without transcript anchors and checks doubtful anchors.
+
+    Placing a line means choosing between windows by the likelihood of its words, and tiny.en's
+    token probabilities on sung English hardly tell windows apart: with the multilingual base
+    placing them (the model of the transcription pass) and tiny.en timing the words, the
+    English song's AAE over three transcription seeds fell from 0.84-1.65 s to 0.46-0.52 s.
+    """
+    from transforms.whisper_models import base_dir
+
+    chosen = config.placement_model_dir or config.model_dir
+    if not chosen:
+        return aligner_for(language, dataclasses.replace(config, model_dir=base_dir(), onset_correction_s=ONSET_CORRECTION_S["base"]))[0]
+    return aligner_for(language, dataclasses.replace(config, model_dir=chosen))[0]
+
+
 def line_first_words(lines: list[list[str]]) -> list[int]:
     """Index of each line's first word in the song's flat word list."""
     from transforms.line_placement import line_bounds
@@ -316,7 +335,8 @@ def transcribe_song(read: Callable, duration: float, language: str, config: Alig
     while start < duration:
         end = min(duration, start + block_s)
         words, model = transcribe(config.transcriber, read(start, end), language, config.transcribe_model_dir,
-                                  config.whisper_timestamped_checkpoint, config.threads, hint, word_times, max_tokens)
+                                  config.whisper_timestamped_checkpoint, config.threads, hint, word_times, max_tokens,
+                                  config.transcribe_seed)
         heard += [HeardWord(w.text, w.start + start, w.end + start, w.confidence) for w in words]
         start = end
     return heard, model
@@ -483,9 +503,10 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     aligner, model_name = aligner_for(language, config)
     heard, transcript_model, offset = None, "", None
     if not use_source:
+        placer = placement_aligner_for(language, config)  # its tokenizer is the transcription model's
         restart_sampling()  # the song's placement transcripts depend on this song only
         heard, transcript_model = transcribe_song(heard_read, duration, language, config,
-                                                  max_tokens=transcript_token_limit(aligner, flat, duration, config))
+                                                  max_tokens=transcript_token_limit(placer, flat, duration, config))
     if use_source:
         # One pass with slack around the source's onsets measures their offset (a window
         # opened at a late onset cannot see the word it misses); the result comes from
@@ -524,14 +545,15 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
             # Pinned: from an anchored word at the window's start (or from the song's start); else
             # the word sung before them takes the audio before them.
             lead_in = "" if pinned and first_word else (flat[first_word - 1] if first_word else "♪")
-            placed = aligner.align_window(read(start_s, end_s), flat[first_word:end_word], offset_s=start_s,
+            placed = placer.align_window(read(start_s, end_s), flat[first_word:end_word], offset_s=start_s,
                                           pad=config.pad_windows, lead_in=lead_in)
             return [w.start for w in placed]
 
         onsets, anchors = place_lines(lines, heard, duration, retranscribe if config.retranscribe_gaps else None,
-                                      align_stretch=align_stretch if config.check_hinted_anchors else None)
+                                      align_stretch=align_stretch if config.check_anchors else None,
+                                      weak_run_words=config.weak_run_words)
         if config.search_unanchored:
-            onsets = search_unanchored_lines(aligner, read, lines, anchors, onsets, duration, config)
+            onsets = search_unanchored_lines(placer, read, lines, anchors, onsets, duration, config)
         words = align_with_line_onsets(aligner, read, lines, onsets, config, estimated=True, duration=duration)
         placement = "transcript"
     wer = lyrics_match_wer(flat, heard) if heard is not None else None

@@ -44,14 +44,16 @@ HOTWORDS_MAX = WHISPER_MAX_LENGTH // 2 - 1  # faster-whisper keeps at most this 
 
 
 def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, threads: int = 1,
-                              hint: str = "", word_times: bool = True, max_tokens: int = 0) -> list[HeardWord]:
+                              hint: str = "", word_times: bool = True, max_tokens: int = 0,
+                              seed: int = 0) -> list[HeardWord]:
     """Words of faster-whisper's greedy transcription of 16 kHz `audio`, with times and probabilities.
 
     `hint`: text expected in the audio (e.g. the lyrics of lines not yet found), given to
     every 30 s window's prompt as hotwords. `word_times=False` (text only, e.g. for a word
     error rate): one decoding at temperature 0, no word-timing pass; each word gets its
     segment's times and probability 0. `max_tokens` (> 0): at most this many tokens decoded
-    per 30 s window, so a decoding loop stops there instead of at Whisper's limit.
+    per 30 s window, so a decoding loop stops there instead of at Whisper's limit. `seed`:
+    of the temperature-fallback samples.
     """
     def load():
         from faster_whisper import WhisperModel
@@ -64,7 +66,7 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
     # Temperature fallback samples are seeded. The seed reaches a CTranslate2 worker thread
     # only at its first sample, so a song's transcripts are independent of the songs before
     # it only after `restart_sampling()` (text-only calls, `word_times=False`, never sample).
-    ctranslate2.set_random_seed(0)
+    ctranslate2.set_random_seed(seed)
     segments, _ = model.transcribe(np.asarray(audio, np.float32), language=language or None, beam_size=1,
                                    word_timestamps=word_times, condition_on_previous_text=False,
                                    hotwords=hint or None, temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if word_times else 0.0,
@@ -98,16 +100,17 @@ def restart_sampling() -> None:
 
 
 def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language: str, threads: int = 1,
-                                   hint: str = "", max_tokens: int = 0) -> list[HeardWord]:
+                                   hint: str = "", max_tokens: int = 0, seed: int = 0) -> list[HeardWord]:
     """Words of whisper-timestamped's transcription of 16 kHz `audio` (greedy, fp32 on CPU); `hint` is the
-    initial prompt; `max_tokens` (> 0) bounds the tokens decoded per 30 s window."""
+    initial prompt; `max_tokens` (> 0) bounds the tokens decoded per 30 s window; `seed`: of the
+    temperature-fallback samples."""
     import torch
     import whisper_timestamped
 
     from transforms.whisper_models import load_openai_whisper
 
     torch.set_num_threads(max(1, threads))
-    torch.manual_seed(0)  # temperature fallback samples: seeded for reproducible transcripts
+    torch.manual_seed(seed)  # temperature fallback samples: seeded for reproducible transcripts
     model = _cached(("whisper-timestamped", checkpoint), lambda: load_openai_whisper(checkpoint))
     if not model.is_multilingual:
         language = "en"
@@ -121,7 +124,8 @@ def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language:
 
 
 def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = "", checkpoint: str = "",
-               threads: int = 1, hint: str = "", word_times: bool = True, max_tokens: int = 0) -> tuple[list[HeardWord], str]:
+               threads: int = 1, hint: str = "", word_times: bool = True, max_tokens: int = 0,
+               seed: int = 0) -> tuple[list[HeardWord], str]:
     """(words, model name) of `audio` transcribed by `backend`.
 
     `model_dir`: a CTranslate2 Whisper directory (empty: the multilingual base, which also
@@ -129,7 +133,8 @@ def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = 
     `checkpoint`: an openai-whisper checkpoint for whisper-timestamped (empty: converted
     from `model_dir`). `word_times=False`: text is enough (faster-whisper then skips its
     word-timing pass and temperature fallback; whisper-timestamped always times words).
-    `max_tokens` (> 0): at most this many tokens decoded per 30 s window.
+    `max_tokens` (> 0): at most this many tokens decoded per 30 s window. `seed`: of the
+    temperature-fallback samples (a different seed is another equally likely transcript).
     """
     import os
 
@@ -139,10 +144,11 @@ def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = 
         raise ValueError(f"unknown transcription backend {backend!r}; known: {BACKENDS}")
     model_dir = model_dir or base_dir()
     if backend == "faster-whisper":
-        words = transcribe_faster_whisper(model_dir, audio, language, threads, hint, word_times, max_tokens)
+        words = transcribe_faster_whisper(model_dir, audio, language, threads, hint, word_times, max_tokens, seed)
         return words, os.path.basename(model_dir.rstrip("/"))
     checkpoint = checkpoint or openai_checkpoint(model_dir)
-    return transcribe_whisper_timestamped(checkpoint, audio, language, threads, hint, max_tokens), os.path.basename(checkpoint)
+    return (transcribe_whisper_timestamped(checkpoint, audio, language, threads, hint, max_tokens, seed),
+            os.path.basename(checkpoint))
 
 
 def word_error_rate(reference: list[str], hypothesis: list[str]) -> float:
