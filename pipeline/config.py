@@ -83,7 +83,8 @@ _SECTION_TYPES = {
 }
 PATH_KEYS = {("inputs", "dali_dir"), ("inputs", "dali_audio_dir"), ("inputs", "dali_metadata"),
              ("inputs", "musicnet_dir"), ("embed", "model_path"), ("align", "model_dir"),
-             ("align", "transcribe_model_dir"), ("align", "whisper_timestamped_checkpoint")}
+             ("align", "transcribe_model_dir"), ("align", "whisper_timestamped_checkpoint"),
+             ("align", "placement_model_dir")}
 
 
 class ConfigError(ValueError):

@@ -646,3 +646,44 @@ def test_runs_with_other_transcription_seeds_are_averaged_and_kept():
     assert both["worst_song_aae"] == 1.0 and len(both["seed_runs"]) == 2
     text = table(both)
     assert "averaged over 2 transcription seeds [0, 1]" in text and "seed 1" in text
+
+
+def test_short_runs_heard_without_a_hint_are_checked_by_the_aligner():
+    from transforms.line_placement import place_lines
+    from transforms.transcribe import HeardWord
+
+    # Three lines of four words sung at 1 word/s from 10, 30 and 50 s; the transcript heard three
+    # words of lines 0 and 2 where they are sung, and two of line 1 ("blue sky") 5 s late.
+    lines = [["one", "two", "three", "four"], ["red", "blue", "sky", "green"], ["five", "six", "seven", "eight"]]
+    heard = ([HeardWord(w, 10.0 + i, 10.5 + i, 0.9) for i, w in enumerate(lines[0][:3])]
+             + [HeardWord("blue", 36.0, 36.5, 0.9), HeardWord("sky", 37.0, 37.5, 0.9)]
+             + [HeardWord(w, 50.0 + i, 50.5 + i, 0.9) for i, w in enumerate(lines[2]) if i])
+    calls = []
+
+    def align_stretch(first, end, start_s, end_s, pinned=True):
+        calls.append((first, end, start_s, end_s, pinned))
+        return [10.0 + 20.0 * (k // 4) + k % 4 for k in range(first, end)]  # the aligner finds them where sung
+
+    _, unchecked = place_lines(lines, heard, 60.0)
+    assert {5, 6} <= set(unchecked)
+    _, checked = place_lines(lines, heard, 60.0, align_stretch=align_stretch)
+    # a stretch longer than one window (12-51 s): the run's own words in a window opened 5 s before it
+    assert calls == [(5, 7, 31.0, 51.0, False)]
+    assert set(checked) == set(unchecked) - {5, 6}
+    calls.clear()
+    _, kept = place_lines(lines, heard, 60.0, align_stretch=align_stretch, weak_run_words=2)
+    assert set(kept) == set(unchecked) and not calls  # two words are not weak at this setting
+
+
+def test_lines_are_placed_by_the_multilingual_base_and_english_words_timed_by_tiny_en():
+    import dataclasses
+
+    from transforms.align import AlignConfig, aligner_for, placement_aligner_for
+
+    base = whisper_models.base_dir()
+    assert placement_aligner_for("en", AlignConfig()).model_dir == base
+    assert aligner_for("en", AlignConfig())[0].model_dir == whisper_models.tiny_en_dir()
+    chosen = dataclasses.replace(AlignConfig(), model_dir=whisper_models.tiny_en_dir())
+    assert placement_aligner_for("en", chosen).model_dir == whisper_models.tiny_en_dir()  # a model the user gave places too
+    both = dataclasses.replace(chosen, placement_model_dir=base)
+    assert placement_aligner_for("en", both).model_dir == base
