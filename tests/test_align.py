@@ -687,3 +687,13 @@ def test_lines_are_placed_by_the_multilingual_base_and_english_words_timed_by_ti
     assert placement_aligner_for("en", chosen).model_dir == whisper_models.tiny_en_dir()  # a model the user gave places too
     both = dataclasses.replace(chosen, placement_model_dir=base)
     assert placement_aligner_for("en", both).model_dir == base
+
+
+def test_words_heard_far_apart_in_time_are_two_runs():
+    from transforms.line_placement import anchor_runs
+
+    assert anchor_runs({0: 10.0, 1: 11.0, 3: 12.0}) == [[0, 1, 3]]
+    # "there's no" heard 51 s after the chorus word next to it in the lyrics: another phrase
+    assert anchor_runs({0: 10.0, 1: 11.0, 3: 62.0, 4: 62.5}) == [[0, 1], [3, 4]]
+    assert anchor_runs({0: 10.0, 1: 11.0, 3: 15.0}) == [[0, 1, 3]]  # 2.5 s per word allowed
+    assert anchor_runs({0: 10.0, 1: 11.0, 3: 62.0}, max_seconds_per_word=100.0) == [[0, 1, 3]]

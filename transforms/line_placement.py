@@ -171,11 +171,14 @@ def anchor_words(lyric: list[str], transcript, min_run: int = 2, ignore=(), span
     return {i: times[j] for (i, j), n in zip(pairs, close) if n == 1}
 
 
-def anchor_runs(anchors: dict[int, float], max_gap: int = 2) -> list[list[int]]:
-    """The anchored lyric word indices grouped into runs of neighbours (at most `max_gap` apart)."""
+def anchor_runs(anchors: dict[int, float], max_gap: int = 2, max_seconds_per_word: float = 2.5) -> list[list[int]]:
+    """The anchored lyric word indices grouped into runs of neighbours: at most `max_gap` words and
+    `max_seconds_per_word` per word apart (the matching's own limit: words heard 50 s apart are two
+    phrases, not one)."""
     runs: list[list[int]] = []
     for k in sorted(anchors):
-        if runs and k - runs[-1][-1] <= max_gap:
+        if (runs and k - runs[-1][-1] <= max_gap
+                and anchors[k] - anchors[runs[-1][-1]] <= max_seconds_per_word * (k - runs[-1][-1])):
             runs[-1].append(k)
         else:
             runs.append([k])
