@@ -697,3 +697,25 @@ def test_words_heard_far_apart_in_time_are_two_runs():
     assert anchor_runs({0: 10.0, 1: 11.0, 3: 62.0, 4: 62.5}) == [[0, 1], [3, 4]]
     assert anchor_runs({0: 10.0, 1: 11.0, 3: 15.0}) == [[0, 1, 3]]  # 2.5 s per word allowed
     assert anchor_runs({0: 10.0, 1: 11.0, 3: 62.0}, max_seconds_per_word=100.0) == [[0, 1, 3]]
+
+
+def test_the_first_window_before_the_first_anchor_opens_where_the_first_line_is_due():
+    from schemas.records import AlignedWord
+    from transforms.align import AlignConfig, search_unanchored_lines
+
+    class Aligner:  # puts the words one per second from the window's start, and records the windows
+        def __init__(self):
+            self.windows = []
+
+        def align_window(self, audio, words, offset_s=0.0, pad=False, lead_in=""):
+            self.windows.append((round(offset_s, 2), len(audio) / 16000, lead_in))
+            return [AlignedWord(w, offset_s + i, offset_s + i + 1, 0.5, True) for i, w in enumerate(words)]
+
+    lines = [["through", "days"], ["of", "thunders"], ["we", "go"]]
+    anchors = {4: 40.0, 5: 41.0}  # the last line heard at 40 s after a long intro; lines 0-1 due at 36-38 s
+    aligner = Aligner()
+    onsets = search_unanchored_lines(aligner, lambda a, b: np.zeros(int((b - a) * 16000)), lines, anchors,
+                                     [36.0, 38.0, 40.0], 60.0, AlignConfig())
+    # one window ending at the anchor (not at 0 s, where the intro would fill a walk's first window)
+    assert aligner.windows == [(10.0, 30.0, "♪")]
+    assert onsets[:2] == [10.0, 12.0]

@@ -422,6 +422,13 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
         pending = list(range(first_line, last_line + 1))
         while pending:
             last_window = before - start <= window_s
+            if not earlier and not last_window and onsets[pending[0]] >= start + reach_s:
+                # Before the first anchor no line is due within reach of this window: it opens
+                # where the next is due (an intro would otherwise fill it).
+                start = min(onsets[pending[0]] - reach_s, before - window_s)
+                start_word = firsts[pending[0]]
+                lead_in = flat[start_word - 1] if start_word else "♪"
+                last_window = before - start <= window_s
             taken = pending if last_window else ([l for l in pending if onsets[l] < start + reach_s] or pending[:1])
             words = flat[start_word: firsts[taken[-1] + 1]]
             placed = aligner.align_window(read(start, min(before, start + window_s)), words, offset_s=start,
