@@ -719,3 +719,42 @@ def test_the_first_window_before_the_first_anchor_opens_where_the_first_line_is_
     # one window ending at the anchor (not at 0 s, where the intro would fill a walk's first window)
     assert aligner.windows == [(10.0, 30.0, "♪")]
     assert onsets[:2] == [10.0, 12.0]
+
+
+def test_fallback_samples_may_not_repeat_the_greedy_loop(shared):
+    # A French window where Whisper loops on "ah ah ah": every temperature-0.4 sample loops
+    # too, so faster-whisper would fall back through every temperature; without repeated
+    # 4-grams the samples hold the lyrics. Greedy decoding keeps its repeats.
+    import ctranslate2
+    import librosa
+    from faster_whisper.transcribe import get_compression_ratio
+
+    from transforms.align import WhisperAligner
+    from transforms.transcribe import NoRepeatsWhenSampling
+    from transforms.whisper_models import base_dir
+
+    clip, _ = librosa.load(shared / "jamendo" / "audio" / "Confession_-_Quesabe.mp3", sr=16000,
+                           offset=20.0, duration=30.0)
+    aligner = WhisperAligner(base_dir(), "fr")
+    features, _ = aligner.encode_window(clip, pad=True)
+    encoded = aligner.model.encode(features)
+    prompt = [list(aligner.tokenizer.sot_sequence)]
+    sampling = dict(beam_size=1, num_hypotheses=5, sampling_topk=0, sampling_temperature=0.4, max_length=120)
+
+    def ratios(model, **options):
+        ctranslate2.set_random_seed(0)
+        result = model.generate(encoded, prompt, **options)[0]
+        return [get_compression_ratio(aligner.tokenizer.decode(tokens)) for tokens in result.sequences_ids], result
+
+    looped, _ = ratios(aligner.model, **sampling)
+    assert min(looped) > 2.4  # faster-whisper's compression-ratio threshold: all five fail
+    wrapped = NoRepeatsWhenSampling(aligner.model, 4)
+    sampled, result = ratios(wrapped, **sampling)
+    assert max(sampled) < 2.4
+    for tokens in result.sequences_ids:
+        grams = [tuple(tokens[i: i + 4]) for i in range(len(tokens) - 3)]
+        assert len(grams) == len(set(grams))
+    assert "retiendrai" in aligner.tokenizer.decode(result.sequences_ids[0])
+    greedy, _ = ratios(wrapped, beam_size=1, max_length=120)
+    assert greedy[0] > 2.4
+    assert wrapped.is_multilingual  # everything else is the model's own

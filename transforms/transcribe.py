@@ -39,13 +39,35 @@ def _cached(key: tuple, load):
         return _MODELS[key]
 
 
+class NoRepeatsWhenSampling:
+    """A CTranslate2 Whisper model whose sampled decodings may not repeat any `size`-token n-gram.
+
+    faster-whisper samples only in its temperature fallback, and a window falls back mostly
+    because the greedy decoding looped ("ah ah ah ..."). On sung audio the samples at 0.2-0.6
+    repeat that loop (all 5 of 5 on a French window), so a loop cost every fallback
+    temperature decoded to the token limit; without repeats the first fallback sample is
+    the lyrics. Greedy decoding keeps repeats: lyrics do repeat.
+    """
+
+    def __init__(self, model, size: int):
+        self._model, self._size = model, size
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def generate(self, *args, **kwargs):
+        if kwargs.get("sampling_temperature", 0.0) > 0.0 and self._size > 0:
+            kwargs["no_repeat_ngram_size"] = self._size
+        return self._model.generate(*args, **kwargs)
+
+
 WHISPER_MAX_LENGTH = 448  # prompt + generated tokens of one 30 s window
 HOTWORDS_MAX = WHISPER_MAX_LENGTH // 2 - 1  # faster-whisper keeps at most this many hint tokens
 
 
 def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, threads: int = 1,
                               hint: str = "", word_times: bool = True, max_tokens: int = 0,
-                              seed: int = 0) -> list[HeardWord]:
+                              seed: int = 0, fallback_no_repeat_ngram: int = 0) -> list[HeardWord]:
     """Words of faster-whisper's greedy transcription of 16 kHz `audio`, with times and probabilities.
 
     `hint`: text expected in the audio (e.g. the lyrics of lines not yet found), given to
@@ -53,14 +75,17 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
     error rate): one decoding at temperature 0, no word-timing pass; each word gets its
     segment's times and probability 0. `max_tokens` (> 0): at most this many tokens decoded
     per 30 s window, so a decoding loop stops there instead of at Whisper's limit. `seed`:
-    of the temperature-fallback samples.
+    of the temperature-fallback samples. `fallback_no_repeat_ngram` (> 0): those samples may
+    not repeat an n-gram of this many tokens (`NoRepeatsWhenSampling`).
     """
     def load():
         from faster_whisper import WhisperModel
 
-        return WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=max(1, threads))
+        model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=max(1, threads))
+        model.model = NoRepeatsWhenSampling(model.model, fallback_no_repeat_ngram)
+        return model
 
-    model = _cached(("faster-whisper", model_dir, threads), load)
+    model = _cached(("faster-whisper", model_dir, threads, fallback_no_repeat_ngram), load)
     import ctranslate2
 
     # Temperature fallback samples are seeded. The seed reaches a CTranslate2 worker thread
@@ -125,7 +150,7 @@ def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language:
 
 def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = "", checkpoint: str = "",
                threads: int = 1, hint: str = "", word_times: bool = True, max_tokens: int = 0,
-               seed: int = 0) -> tuple[list[HeardWord], str]:
+               seed: int = 0, fallback_no_repeat_ngram: int = 0) -> tuple[list[HeardWord], str]:
     """(words, model name) of `audio` transcribed by `backend`.
 
     `model_dir`: a CTranslate2 Whisper directory (empty: the multilingual base, which also
@@ -135,6 +160,8 @@ def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = 
     word-timing pass and temperature fallback; whisper-timestamped always times words).
     `max_tokens` (> 0): at most this many tokens decoded per 30 s window. `seed`: of the
     temperature-fallback samples (a different seed is another equally likely transcript).
+    `fallback_no_repeat_ngram` (> 0, faster-whisper only): those samples may not repeat an
+    n-gram of this many tokens.
     """
     import os
 
@@ -144,7 +171,8 @@ def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = 
         raise ValueError(f"unknown transcription backend {backend!r}; known: {BACKENDS}")
     model_dir = model_dir or base_dir()
     if backend == "faster-whisper":
-        words = transcribe_faster_whisper(model_dir, audio, language, threads, hint, word_times, max_tokens, seed)
+        words = transcribe_faster_whisper(model_dir, audio, language, threads, hint, word_times, max_tokens, seed,
+                                          fallback_no_repeat_ngram)
         return words, os.path.basename(model_dir.rstrip("/"))
     checkpoint = checkpoint or openai_checkpoint(model_dir)
     return (transcribe_whisper_timestamped(checkpoint, audio, language, threads, hint, max_tokens, seed),
