@@ -66,7 +66,7 @@ class AlignConfig:
     fallback_no_repeat_ngram: int = 4  # transcription's temperature-fallback samples may not repeat a 4-token n-gram (0: may; faster-whisper only)
     transcribe_seed: int = 0  # seed of the transcription's temperature-fallback samples (another seed: another likely transcript)
     transcript_token_factor: float = 3.0  # placement transcript: at most this many times the lyrics' mean tokens per 30 s (+32) per window (0: no limit)
-    search_step_s: float = 10.0  # stretches > 30 s: also try windows this far apart, keep the likeliest (0: only at the last placed word)
+    search_step_s: float = 15.0  # stretches > 30 s: also try windows this far apart, keep the likeliest (0: only at the last placed word)
     spread_held_vowels: bool = True  # lines of bare vowels (ooh ooh) spread over their time instead of the aligner's path
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
     offset_min_s: float = 0.2  # a source offset at least this large is corrected
