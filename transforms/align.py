@@ -22,6 +22,7 @@ import numpy as np
 
 from schemas.records import AlignedWord, Song, SongAlignment
 from transforms.rejects import RejectError, RejectingDoFn
+from transforms.transcribe import FALLBACK_NO_REPEAT_NGRAM
 
 if TYPE_CHECKING:
     from transforms.quality import QualityConfig
@@ -63,7 +64,7 @@ class AlignConfig:
     check_anchors: bool = True  # the aligner checks doubtful anchors: hinted re-transcriptions' (their times drift), short runs
     weak_run_words: int = 3  # a run of fewer transcript words anchored alone is doubtful (0: none)
     search_unanchored: bool = True  # the aligner places lines no transcript word anchored, in the stretch between anchors
-    fallback_no_repeat_ngram: int = 4  # transcription's temperature-fallback samples may not repeat a 4-token n-gram (0: may; faster-whisper only)
+    fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM  # transcription's temperature-fallback samples may not repeat a 4-token n-gram (0: may; faster-whisper only)
     transcribe_seed: int = 0  # seed of the transcription's temperature-fallback samples (another seed: another likely transcript)
     transcript_token_factor: float = 3.0  # placement transcript: at most this many times the lyrics' mean tokens per 30 s (+32) per window (0: no limit)
     search_step_s: float = 15.0  # stretches > 30 s: also try windows this far apart, keep the likeliest (0: only at the last placed word)

@@ -39,6 +39,10 @@ def _cached(key: tuple, load):
         return _MODELS[key]
 
 
+# faster-whisper's temperature-fallback samples may not repeat an n-gram of this many tokens.
+FALLBACK_NO_REPEAT_NGRAM = 4
+
+
 class NoRepeatsWhenSampling:
     """A CTranslate2 Whisper model whose sampled decodings may not repeat any `size`-token n-gram.
 
@@ -67,7 +71,7 @@ HOTWORDS_MAX = WHISPER_MAX_LENGTH // 2 - 1  # faster-whisper keeps at most this 
 
 def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, threads: int = 1,
                               hint: str = "", word_times: bool = True, max_tokens: int = 0,
-                              seed: int = 0, fallback_no_repeat_ngram: int = 0) -> list[HeardWord]:
+                              seed: int = 0, fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM) -> list[HeardWord]:
     """Words of faster-whisper's greedy transcription of 16 kHz `audio`, with times and probabilities.
 
     `hint`: text expected in the audio (e.g. the lyrics of lines not yet found), given to
@@ -75,7 +79,7 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
     error rate): one decoding at temperature 0, no word-timing pass; each word gets its
     segment's times and probability 0. `max_tokens` (> 0): at most this many tokens decoded
     per 30 s window, so a decoding loop stops there instead of at Whisper's limit. `seed`:
-    of the temperature-fallback samples. `fallback_no_repeat_ngram` (> 0): those samples may
+    of the temperature-fallback samples. `fallback_no_repeat_ngram` (0: off): those samples may
     not repeat an n-gram of this many tokens (`NoRepeatsWhenSampling`).
     """
     def load():
@@ -150,7 +154,7 @@ def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language:
 
 def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = "", checkpoint: str = "",
                threads: int = 1, hint: str = "", word_times: bool = True, max_tokens: int = 0,
-               seed: int = 0, fallback_no_repeat_ngram: int = 0) -> tuple[list[HeardWord], str]:
+               seed: int = 0, fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM) -> tuple[list[HeardWord], str]:
     """(words, model name) of `audio` transcribed by `backend`.
 
     `model_dir`: a CTranslate2 Whisper directory (empty: the multilingual base, which also
@@ -160,7 +164,7 @@ def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = 
     word-timing pass and temperature fallback; whisper-timestamped always times words).
     `max_tokens` (> 0): at most this many tokens decoded per 30 s window. `seed`: of the
     temperature-fallback samples (a different seed is another equally likely transcript).
-    `fallback_no_repeat_ngram` (> 0, faster-whisper only): those samples may not repeat an
+    `fallback_no_repeat_ngram` (0: off; faster-whisper only): those samples may not repeat an
     n-gram of this many tokens.
     """
     import os
