@@ -717,8 +717,8 @@ def test_the_first_window_before_the_first_anchor_opens_where_the_first_line_is_
     onsets = search_unanchored_lines(aligner, lambda a, b: np.zeros(int((b - a) * 16000)), lines, anchors,
                                      [36.0, 38.0, 40.0], 60.0, AlignConfig())
     # one window ending at the anchor (not at 0 s, where the intro would fill a walk's first window)
-    assert aligner.windows == [(10.0, 30.0, "♪")]
-    assert onsets[:2] == [10.0, 12.0]
+    assert aligner.windows == [(20.0, 20.0, "♪")]
+    assert onsets[:2] == [20.0, 22.0]
 
 
 def test_fallback_samples_may_not_repeat_the_greedy_loop(shared):
@@ -758,3 +758,37 @@ def test_fallback_samples_may_not_repeat_the_greedy_loop(shared):
     greedy, _ = ratios(wrapped, beam_size=1, max_length=120)
     assert greedy[0] > 2.4
     assert wrapped.is_multilingual  # everything else is the model's own
+
+
+def test_a_line_search_walk_never_opens_a_window_past_its_stretch():
+    # The fake aligner puts each word 16 s after the last, so the walk's second window would open
+    # at 32 s, past the anchor at 30 s; every window must keep at least a second of the stretch.
+    from schemas.records import AlignedWord
+    from transforms.align import AlignConfig, search_unanchored_lines
+
+    class SlowAligner:
+        def __init__(self):
+            self.windows = []
+
+        def align_window(self, audio, words, offset_s=0.0, pad=False, lead_in=""):
+            assert len(audio) > 0
+            self.windows.append((offset_s, len(audio) / 16000))
+            return [AlignedWord(w, offset_s + 16 * i, offset_s + 16 * i + 1, 0.5, True) for i, w in enumerate(words)]
+
+    lines = [["a", "b"], ["c", "d"], ["e", "f"], ["g", "h"], ["end", "here"]]
+    anchors = {0: 0.0, 8: 30.0, 9: 31.0}
+    aligner = SlowAligner()
+    onsets = search_unanchored_lines(aligner, lambda a, b: np.zeros(max(0, int(round((b - a) * 16000)))), lines,
+                                     anchors, [0.0, 7.5, 15.0, 22.5, 30.0], 40.0, AlignConfig(search_step_s=0.0))
+    assert len(aligner.windows) > 1
+    assert all(start <= 29.0 + 1e-9 and length >= 1.0 - 1e-9 for start, length in aligner.windows)
+    assert np.all(np.diff(onsets) >= 0)
+
+
+def test_an_empty_window_is_aligned_without_error():
+    from transforms.align import AlignConfig, aligner_for
+
+    aligner, _ = aligner_for("fr", AlignConfig())
+    words = aligner.align_window(np.zeros(0, np.float32), ["la", "nuit"], offset_s=5.0)
+    assert [w.text for w in words] == ["la", "nuit"]
+    assert all(np.isfinite([w.start, w.end]).all() and w.start >= 5.0 for w in words)

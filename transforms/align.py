@@ -67,7 +67,8 @@ class AlignConfig:
     fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM  # transcription's temperature-fallback samples may not repeat a 4-token n-gram (0: may; faster-whisper only)
     transcribe_seed: int = 0  # seed of the transcription's temperature-fallback samples (another seed: another likely transcript)
     transcript_token_factor: float = 3.0  # placement transcript: at most this many times the lyrics' mean tokens per 30 s (+32) per window (0: no limit)
-    search_step_s: float = 15.0  # stretches > 30 s: also try windows this far apart, keep the likeliest (0: only at the last placed word)
+    search_window_s: float = 20.0  # the line search's windows (≤ 30 s); a 20 s window encodes in 0.32 s, a 30 s one in 0.84 s
+    search_step_s: float = 10.0  # stretches longer than a window: also try windows this far apart, keep the likeliest (0: only at the last placed word)
     spread_held_vowels: bool = True  # lines of bare vowels (ooh ooh) spread over their time instead of the aligner's path
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
     offset_min_s: float = 0.2  # a source offset at least this large is corrected
@@ -109,8 +110,10 @@ class WhisperAligner:
         import ctranslate2
 
         audio = np.asarray(audio[: WINDOW_FRAMES * HOP], dtype=np.float32)
-        mel = self.features(audio, padding=0)[:, :WINDOW_FRAMES]
         content = min(WINDOW_FRAMES, max(1, len(audio) // HOP))
+        if len(audio) < 10 * HOP:  # the STFT's reflect padding needs samples; silence after them
+            audio = np.pad(audio, (0, 10 * HOP - len(audio)))
+        mel = self.features(audio, padding=0)[:, :WINDOW_FRAMES]
         width = WINDOW_FRAMES if pad else min(WINDOW_FRAMES, max(2, content + content % 2))
         if mel.shape[1] < width:
             mel = np.pad(mel, ((0, 0), (0, width - mel.shape[1])))
@@ -406,19 +409,21 @@ def sampled_lyrics_match(read: Callable, duration: float, words: list[AlignedWor
 
 def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list[list[str]], anchors: dict[int, float],
                             onsets: list[float], duration: float, config: AlignConfig,
-                            reach_s: float = 20.0) -> list[float]:
+                            reach_s: Optional[float] = None) -> list[float]:
     """`onsets` with the lines no transcript word anchored placed by the aligner itself.
 
     Such lines lie between the last anchored word before them and the first after. The
     stretch's words — from that last anchored word, which starts the window — are aligned
-    together in one window when it fits (≤ 30 s). A longer stretch is walked window by
-    window: each 30 s window takes the lines whose spread-out onsets lie within `reach_s` of its
-    start, keeps all but the last of them, and the next window opens at the last kept line.
-    Windows opened later in the stretch compete with it for those lines (`later_windows`).
+    together in one window when it fits (`config.search_window_s`, 20 s). A longer stretch is
+    walked window by window: each window takes the lines whose spread-out onsets lie within
+    `reach_s` (default: two thirds of a window) of its start, keeps all but the last of them,
+    and the next window opens at the last kept line. Windows opened later in the stretch
+    compete with it for those lines (`later_windows`).
     """
     from transforms.line_placement import line_bounds, unanchored_stretches
 
-    window_s = WINDOW_FRAMES * HOP / SAMPLE_RATE
+    window_s = search_window(config)
+    reach_s = window_s * 2 / 3 if reach_s is None else reach_s
     counts = [len(line) for line in lines]
     firsts = line_bounds(counts)
     flat = [w for line in lines for w in line]
@@ -459,14 +464,22 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
                 placed_onsets[line] = placed[firsts[line] - placed_from].start
             pending = pending[len(kept):]
             if pending:  # the next window opens at the last kept line, its first word pinned there
-                start_word, start, lead_in = firsts[kept[-1]], max(start + 0.5, placed_onsets[kept[-1]]), ""
+                # (never within a second of the stretch's end: the lines left must be sung before it)
+                opening = min(max(start + 0.5, placed_onsets[kept[-1]]), max(after, before - 1.0))
+                start_word, start, lead_in = firsts[kept[-1]], opening, ""
     return [float(x) for x in np.maximum.accumulate(placed_onsets)]
+
+
+def search_window(config: AlignConfig) -> float:
+    """Seconds of one line-search window: `config.search_window_s`, at most Whisper's 30 s."""
+    return min(WINDOW_FRAMES * HOP / SAMPLE_RATE, config.search_window_s)
 
 
 def later_windows(aligner: WhisperAligner, read: Callable, words: list[str], lead_in: str, start: float,
                   before: float, config: AlignConfig) -> list[list[AlignedWord]]:
-    """`words` aligned in 30 s windows opened every `config.search_step_s` after `start`, the last one ending at `before`."""
-    window_s = WINDOW_FRAMES * HOP / SAMPLE_RATE
+    """`words` aligned in line-search windows (`search_window`) opened every `config.search_step_s`
+    after `start`, the last one ending at `before`."""
+    window_s = search_window(config)
     shifts = np.arange(start + config.search_step_s, before - window_s + config.search_step_s, config.search_step_s)
     return [aligner.align_window(read(shifted, shifted + window_s), words, offset_s=float(shifted),
                                  pad=config.pad_windows, lead_in=lead_in)
