@@ -166,3 +166,22 @@ def test_torchrun_ddp_on_cpu(jamendo_dataset, tmp_path):
     assert state["step"] == 12
     records = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
     assert records[-1]["step"] == 12 and np.isfinite(records[-1]["loss"])
+
+
+def test_batches_from_a_dataloader_reach_the_device():
+    # A DataLoader hands the stream's numpy arrays over as torch tensors; those must move too
+    # (on a GPU they had stayed on the CPU and the first step failed).
+    from training.train import to_device
+
+    batch = {"mel": torch.zeros(2, 3), "onsets": np.zeros(4, np.float32), "segment_id": ["a", "b"]}
+    moved = to_device(batch, torch.device("meta"))
+    assert moved["mel"].device.type == "meta" and moved["onsets"].device.type == "meta"
+    assert moved["segment_id"] == ["a", "b"]
+
+
+def test_too_few_rows_for_one_batch_is_an_error_not_an_endless_loop(jamendo_dataset, tmp_path):
+    run_config = {**yaml.safe_load(open(TINY))}
+    run_config["loader"] = {**run_config.get("loader", {}), "batch_size": 100_000}
+    trainer = FusionTrainer(jamendo_dataset, str(tmp_path / "run"), run_config)
+    with pytest.raises(ValueError, match="no full training batch"):
+        trainer.train(5)

@@ -57,7 +57,9 @@ def _make(cls, values: Optional[dict]):
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: torch.as_tensor(v).to(device) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
+    """`batch` with its arrays as tensors on `device` (a DataLoader hands over torch tensors, the stream numpy arrays)."""
+    return {k: torch.as_tensor(v).to(device) if isinstance(v, (np.ndarray, torch.Tensor)) else v
+            for k, v in batch.items()}
 
 
 def distributed() -> tuple[int, int, int]:
@@ -151,7 +153,9 @@ class Trainer:
             stream = self.stream(cfg.train_split, subset, True, self.epoch, self.reader_batches)
             loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.num_workers,
                                                  persistent_workers=False)
+            stepped = False
             for batch in loader:
+                stepped = True
                 reader = int(batch.pop("reader"))
                 self.reader_batches[reader] = self.reader_batches.get(reader, 0) + 1
                 batch = to_device(batch, self.device)
@@ -182,6 +186,12 @@ class Trainer:
                 if self.step >= steps:
                     break
             else:
+                if not stepped and not self.reader_batches:
+                    # Training keeps only full batches per reader; without one, every epoch is empty.
+                    raise ValueError(
+                        f"no full training batch in {self.data!r} ({cfg.train_split}/{subset}): fewer rows per "
+                        f"loader worker than loader.batch_size={self.loader_config.batch_size} "
+                        f"(train.num_workers={cfg.num_workers}); lower either, or add data")
                 self.epoch += 1
                 self.reader_batches = {}
         if self.rank == 0:
@@ -199,6 +209,7 @@ class Trainer:
         return {"kind": self.kind, "model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "step": self.step, "epoch": self.epoch, "reader_batches": self.reader_batches,
                 "run_config": self.run_config, "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
                 "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}
 
     def save(self) -> None:
@@ -220,6 +231,8 @@ class Trainer:
         self.step, self.epoch = state["step"], state["epoch"]
         self.reader_batches = {int(k): v for k, v in state["reader_batches"].items()}
         torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         random.setstate(state["python_rng"])
         np.random.set_state(state["numpy_rng"])
 
