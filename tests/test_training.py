@@ -185,3 +185,22 @@ def test_too_few_rows_for_one_batch_is_an_error_not_an_endless_loop(jamendo_data
     trainer = FusionTrainer(jamendo_dataset, str(tmp_path / "run"), run_config)
     with pytest.raises(ValueError, match="no full training batch"):
         trainer.train(5)
+
+
+def test_float_columns_are_read_as_arrays_equal_to_their_values(jamendo_dataset):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from training.data import float_rows
+
+    table = pa.table({"m": pa.array([[[1.0, 2.0], [3.0, 4.0]], None, [], [[5.0, 6.0]]], pa.list_(pa.list_(pa.float32()))),
+                      "v": pa.array([[1.0], None, [], [2.0, 3.0]], pa.list_(pa.float32()))})
+    rows = float_rows(table.slice(1).column("m"))  # a slice: offsets do not start at 0
+    assert rows[0] is None and rows[1].shape == (0, 0) and rows[2].tolist() == [[5.0, 6.0]]
+    assert [None if r is None else r.tolist() for r in float_rows(table.column("v"))] == [[1.0], None, [], [2.0, 3.0]]
+    shard = list_shards(jamendo_dataset, "train")[0]
+    real = pq.read_table(shard, columns=["mel", "word_embeddings", "text_embedding"])
+    for name in real.column_names:
+        for ours, theirs in zip(float_rows(real.column(name)), real.column(name).to_pylist()):
+            assert ours.dtype == np.float32 and np.array_equal(ours, np.asarray(theirs, np.float32).reshape(ours.shape))
+            assert ours.size == np.asarray(theirs, np.float32).size
