@@ -94,6 +94,7 @@ def loader_throughput(data: str, sources: list[str], worker_counts: list[int]) -
 
     rows = []
     for use_audio in [source == "flac" for source in sources]:
+        label = "FLAC decoded (soundfile) + mel" if use_audio else "stored mel"
         for workers in worker_counts:
             stream = SegmentStream(data, "train", LoaderConfig(batch_size=16, use_audio=use_audio), seed=0,
                                    rank=0, world_size=1)
@@ -102,13 +103,11 @@ def loader_throughput(data: str, sources: list[str], worker_counts: list[int]) -
             try:
                 count = sum(len(batch["segment_id"]) for batch in loader)
             except Exception as error:  # e.g. the FLAC path's imports missing on this machine
-                rows.append({"source": "FLAC decoded (soundfile) + mel" if use_audio else "stored mel",
-                             "workers": workers, "error": f"{type(error).__name__}: {error}"})
+                rows.append({"source": label, "workers": workers, "error": f"{type(error).__name__}: {error}"})
                 print(f"loader {rows[-1]['source']:<32} workers={workers}  failed: {rows[-1]['error']}", flush=True)
                 break
             wall = time.perf_counter() - start
-            rows.append({"source": "FLAC decoded (soundfile) + mel" if use_audio else "stored mel",
-                         "workers": workers, "segments": count, "wall_s": wall,
+            rows.append({"source": label, "workers": workers, "segments": count, "wall_s": wall,
                          "segments_per_s": count / wall,
                          "segments_per_s_per_worker": count / wall / max(1, workers)})
             print(f"loader {rows[-1]['source']:<32} workers={workers}  {count / wall:8.1f} segments/s", flush=True)
@@ -155,22 +154,12 @@ def compute_only(kind: str, data: str, workdir: str, config: str, device: str, s
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()
 
-    def step():
-        trainer.model.train()
-        with trainer._autocast():
-            loss, _ = trainer.loss(batch)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), trainer.train_config.grad_clip)
-        trainer.optimizer.step()
-        return loss
-
     for _ in range(5):
-        step()
+        trainer.optimizer_step(batch)
     sync()
     start = time.perf_counter()
     for _ in range(steps):
-        loss = step()
+        loss, _ = trainer.optimizer_step(batch)
     sync()
     wall = time.perf_counter() - start
     size = len(batch["segment_id"])
@@ -218,13 +207,13 @@ def main() -> None:
     data = args.data or build_dataset(args.jamendo, args.workdir)
     import torch
 
-    from training.train import train
+    from training.train import load_run_config, train
 
     configs = {kind: derived_config(path, args.set, args.workdir, kind)
                for kind, path in (("fusion", args.config_fusion), ("generator", args.config_generator))}
     train_data = data
     if args.repeat > 1:
-        holdouts = {yaml_train(configs[k]).get("holdout", 0.0) for k in configs}
+        holdouts = {(load_run_config(configs[k]).get("train") or {}).get("holdout", 0.0) for k in configs}
         assert len(holdouts) == 1, "--repeat needs one holdout share for both runs"
         train_data = repeat_shards(data, args.workdir, args.repeat, holdouts.pop())
     result = {"device": args.device, "environment": environment(args.device), "argv": sys.argv[1:],
@@ -263,12 +252,6 @@ def main() -> None:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2)
 
-
-def yaml_train(path: str) -> dict:
-    import yaml
-
-    with open(path, encoding="utf-8") as handle:
-        return (yaml.safe_load(handle) or {}).get("train") or {}
 
 
 if __name__ == "__main__":

@@ -100,8 +100,9 @@ def float_rows(column) -> list[Optional[np.ndarray]]:
         values = (flat.flatten() if nested else flat).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
         offsets = chunk.offsets.to_numpy()
         inner = flat.offsets.to_numpy() if nested else None
+        valid = chunk.is_valid().to_numpy(zero_copy_only=False)
         for i in range(len(chunk)):
-            if not chunk[i].is_valid:
+            if not valid[i]:
                 out.append(None)
                 continue
             a, b = offsets[i] - offsets[0], offsets[i + 1] - offsets[0]

@@ -161,13 +161,7 @@ class Trainer:
                 batch = to_device(batch, self.device)
                 for group in self.optimizer.param_groups:
                     group["lr"] = _lr(self.step, cfg, steps)
-                self.model.train()
-                with self._autocast():
-                    loss, extra = self.loss(batch)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                self.optimizer.step()
+                loss, extra = self.optimizer_step(batch)
                 self.step += 1
                 samples += len(batch["segment_id"]) * self.world
                 record = {"step": self.step, "epoch": self.epoch, "loss": float(loss.detach()), **extra,
@@ -197,6 +191,17 @@ class Trainer:
         if self.rank == 0:
             self.plot()
         return history
+
+    def optimizer_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """One optimizer step on a batch already on the device (no step count, no schedule): (loss, extras)."""
+        self.model.train()
+        with self._autocast():
+            loss, extra = self.loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_config.grad_clip)
+        self.optimizer.step()
+        return loss, extra
 
     def log(self, record: dict) -> None:
         if self.rank != 0:
