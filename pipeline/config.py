@@ -105,6 +105,8 @@ def _section(name: str, values: dict[str, Any], base_dir: str) -> Any:
     for key, value in values.items():
         if (name, key) in PATH_KEYS and value and not _is_remote(str(value)) and not os.path.isabs(str(value)):
             value = os.path.normpath(os.path.join(base_dir, str(value)))
+        if isinstance(known[key].default, tuple) and isinstance(value, list):
+            value = tuple(value)  # YAML lists; frozen configs keep tuples
         if key == "fractions":
             value = tuple(float(v) for v in value)
             if len(value) != 3 or min(value) < 0 or sum(value) <= 0:

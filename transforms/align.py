@@ -22,10 +22,11 @@ import numpy as np
 
 from schemas.records import AlignedWord, Song, SongAlignment
 from transforms.rejects import RejectError, RejectingDoFn
-from transforms.transcribe import FALLBACK_NO_REPEAT_NGRAM
+from transforms.transcribe import FALLBACK_NO_REPEAT_NGRAM, FALLBACK_TEMPERATURES
 
 if TYPE_CHECKING:
     from transforms.quality import QualityConfig
+    from transforms.transcribe import WindowEncodings
 
 SAMPLE_RATE = 16000
 HOP = 160  # mel frames of 10 ms
@@ -35,6 +36,7 @@ WINDOW_FRAMES = 3000  # Whisper's 30 s input
 
 BACKEND = "ctranslate2-whisper"
 LINE_TIMES = ("auto", "source", "transcript")
+REUSE_ENCODINGS = ("none", "placement", "all")
 FRONT_ENDS = ("none", "harmonic")
 # Seconds added to every time the aligner gives, per bundled model: the negated median signed
 # onset error on speech whose word onsets are known exactly (bench/onset_bias.py; tiny.en is
@@ -66,9 +68,12 @@ class AlignConfig:
     search_unanchored: bool = True  # the aligner places lines no transcript word anchored, in the stretch between anchors
     fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM  # transcription's temperature-fallback samples may not repeat a 4-token n-gram (0: may; faster-whisper only)
     transcribe_seed: int = 0  # seed of the transcription's temperature-fallback samples (another seed: another likely transcript)
+    fallback_temperatures: tuple = FALLBACK_TEMPERATURES  # sampled in turn while a transcription window's decoding fails (Whisper's own: 0.2 ... 1.0)
     transcript_token_factor: float = 3.0  # placement transcript: at most this many times the lyrics' mean tokens per 30 s (+32) per window (0: no limit)
     search_window_s: float = 20.0  # the line search's windows (≤ 30 s); a 20 s window encodes in 0.32 s, a 30 s one in 0.84 s
     search_step_s: float = 10.0  # stretches longer than a window: also try windows this far apart, keep the likeliest (0: only at the last placed word)
+    search_window_min_s: float = 15.0  # a search window no transcription window holds is cut to end where the one holding its start ends, if this long
+    reuse_encodings: str = "all"  # aligner windows cut from the transcription's encoder outputs: "placement" (checks, line search), "all" (+ per-line windows), "none"
     spread_held_vowels: bool = True  # lines of bare vowels (ooh ooh) spread over their time instead of the aligner's path
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
     offset_min_s: float = 0.2  # a source offset at least this large is corrected
@@ -121,20 +126,30 @@ class WhisperAligner:
         return ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32)), min(content, width)
 
     def align_window(self, audio: np.ndarray, words: list[str], offset_s: float = 0.0,
-                     pad: bool = False, lead_in: str = "") -> list[AlignedWord]:
+                     pad: bool = False, lead_in: str = "", encodings: Optional["WindowEncodings"] = None) -> list[AlignedWord]:
         """Start, end and confidence of each of `words` sung in `audio` (≤ 30 s), times + `offset_s`.
 
         The alignment path starts on the first token at the window's first frame, so
         whatever precedes the first word would be given to it. `lead_in` (the previous
         line's last word, or a symbol) is aligned first to take that audio, then dropped.
-        Every time is moved by the model's `onset_correction_s` (never before 0).
+        Every time is moved by the model's `onset_correction_s` (never before 0). `encodings`:
+        a transcription's encoder outputs of this model; a window inside one of them is cut
+        from it (unless `pad`) instead of encoded.
         """
         lead = [self.word_tokens([lead_in])[0]] if lead_in.strip() else []
         per_word = lead + self.word_tokens(words)
         tokens = [t for w in per_word for t in w]
         if not sum(len(t) for t in per_word[len(lead):]):
             return [AlignedWord(w, offset_s, offset_s, 0.0, False) for w in words]
-        features, content = self.encode_window(audio, pad)
+        cut = None if encodings is None or pad else encodings.covering(offset_s, offset_s + len(audio) / SAMPLE_RATE)
+        if cut is not None:
+            import ctranslate2
+
+            offset_s, frames = cut
+            features = ctranslate2.StorageView.from_array(np.ascontiguousarray(frames[None], dtype=np.float32))
+            content = 2 * len(frames)  # in mel frames, as for a mel input
+        else:
+            features, content = self.encode_window(audio, pad)
         result = self.model.align(features, self.tokenizer.sot_sequence, [tokens], content)[0]
         aligned = words_from_alignment([lead_in] * len(lead) + list(words), per_word, result.alignments,
                                        result.text_token_probs, offset_s + self.onset_correction_s)
@@ -209,12 +224,14 @@ def windows_from_line_onsets(line_onsets: list[float], duration: float, lead_s: 
 
 def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]],
                            line_onsets: list[float], config: AlignConfig = AlignConfig(),
-                           estimated: bool = False, duration: Optional[float] = None) -> list[AlignedWord]:
+                           estimated: bool = False, duration: Optional[float] = None,
+                           encodings: Optional["WindowEncodings"] = None) -> list[AlignedWord]:
     """Align every word of `lines` (lists of words) in windows opened at the given line onsets.
 
     `audio`: 16 kHz samples, or a function `(start_s, end_s) -> samples` (so a long song is
     read window by window; then give `duration`). `estimated`: the onsets come from
     `line_placement`, so windows get `config.slack_s` of extra audio on both sides.
+    `encodings`: a transcription's encoder outputs of the aligner's model, for windows inside them.
     """
     read = audio if callable(audio) else (
         lambda a, b: audio[int(round(a * SAMPLE_RATE)): int(round(b * SAMPLE_RATE))])
@@ -231,7 +248,8 @@ def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]
         words = [w for i in members for w in lines[i]]
         # Only with slack: at a reference onset the lead-in word would take the first word's audio.
         lead_in = last_before[members[0]] if config.lead_in and estimated else ""
-        aligned = aligner.align_window(read(start, end), words, offset_s=start, pad=config.pad_windows, lead_in=lead_in)
+        aligned = aligner.align_window(read(start, end), words, offset_s=start, pad=config.pad_windows, lead_in=lead_in,
+                                       encodings=encodings)
         if len(aligned) > 1 and estimated:
             # With slack, the audio before the line goes partly to its first word; it is held
             # to the median length of the line's other words (measured: first-word median
@@ -338,19 +356,25 @@ def median_offset(words: list[AlignedWord], reference_onsets, window_first: list
 
 
 def transcribe_song(read: Callable, duration: float, language: str, config: AlignConfig, block_s: float = 300.0,
-                    start: float = 0.0, hint: str = "", word_times: bool = True, max_tokens: int = 0):
+                    start: float = 0.0, hint: str = "", word_times: bool = True, max_tokens: int = 0,
+                    encodings: Optional["WindowEncodings"] = None):
     """Transcript words of a song from `start` to `duration`, read in blocks of `block_s` (bounded memory); model name.
 
-    `max_tokens` (> 0): at most this many tokens decoded per 30 s window."""
-    from transforms.transcribe import HeardWord, transcribe
+    `max_tokens` (> 0): at most this many tokens decoded per 30 s window. `encodings`: receives
+    the encoder output of every window (faster-whisper), in song time."""
+    from transforms.transcribe import HeardWord, WindowEncodings, transcribe
 
     heard, model = [], ""
     while start < duration:
         end = min(duration, start + block_s)
+        block = WindowEncodings() if encodings is not None else None
         words, model = transcribe(config.transcriber, read(start, end), language, config.transcribe_model_dir,
                                   config.whisper_timestamped_checkpoint, config.threads, hint, word_times, max_tokens,
-                                  config.transcribe_seed, config.fallback_no_repeat_ngram)
+                                  config.transcribe_seed, config.fallback_no_repeat_ngram, config.fallback_temperatures,
+                                  block)
         heard += [HeardWord(w.text, w.start + start, w.end + start, w.confidence) for w in words]
+        if block is not None:
+            encodings.extend(block, start)
         start = end
     return heard, model
 
@@ -409,7 +433,7 @@ def sampled_lyrics_match(read: Callable, duration: float, words: list[AlignedWor
 
 def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list[list[str]], anchors: dict[int, float],
                             onsets: list[float], duration: float, config: AlignConfig,
-                            reach_s: Optional[float] = None) -> list[float]:
+                            reach_s: Optional[float] = None, encodings: Optional["WindowEncodings"] = None) -> list[float]:
     """`onsets` with the lines no transcript word anchored placed by the aligner itself.
 
     Such lines lie between the last anchored word before them and the first after. The
@@ -418,7 +442,8 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
     walked window by window: each window takes the lines whose spread-out onsets lie within
     `reach_s` (default: two thirds of a window) of its start, keeps all but the last of them,
     and the next window opens at the last kept line. Windows opened later in the stretch
-    compete with it for those lines (`later_windows`).
+    compete with it for those lines (`later_windows`). `encodings`: the transcription's, for
+    windows inside them.
     """
     from transforms.line_placement import line_bounds, unanchored_stretches
 
@@ -446,8 +471,9 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
                 last_window = before - start <= window_s
             taken = pending if last_window else ([l for l in pending if onsets[l] < start + reach_s] or pending[:1])
             words = flat[start_word: firsts[taken[-1] + 1]]
-            placed = aligner.align_window(read(start, min(before, start + window_s)), words, offset_s=start,
-                                          pad=config.pad_windows, lead_in=lead_in)
+            window_end = held_window_end(encodings, start, min(before, start + window_s), config)
+            placed = aligner.align_window(read(start, window_end), words, offset_s=start,
+                                          pad=config.pad_windows, lead_in=lead_in, encodings=encodings)
             placed_from = start_word
             if not last_window and config.search_step_s > 0:
                 # The window at the last placed word may hold an instrumental passage, and the
@@ -457,7 +483,7 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
                 first, end = firsts[taken[0]], firsts[taken[-1] + 1]
                 candidates = [(placed_from, placed)] + [
                     (first, trial) for trial in later_windows(aligner, read, flat[first:end], flat[first - 1] if first else "♪",
-                                                              start, before, config)]
+                                                              start, before, config, encodings)]
                 placed_from, placed = max(candidates, key=lambda c: np.mean([w.confidence for w in c[1][first - c[0]:]]))
             kept = taken if last_window or len(taken) == 1 else taken[:-1]
             for line in kept:
@@ -470,20 +496,57 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
     return [float(x) for x in np.maximum.accumulate(placed_onsets)]
 
 
+def held_window_end(encodings: Optional["WindowEncodings"], start: float, end: float, config: AlignConfig) -> float:
+    """`end`, or an earlier end (≥ `config.search_window_min_s` after `start`) at which one transcription
+    window holds the line-search window, so that it costs no encoding."""
+    if encodings is None or encodings.covering(start, end) is not None:
+        return end
+    ends = [held_end for held_start, held_end, _ in encodings.windows
+            if held_start <= start and held_end >= start + min(config.search_window_min_s, end - start)]
+    return min(end, max(ends)) if ends else end
+
+
 def search_window(config: AlignConfig) -> float:
     """Seconds of one line-search window: `config.search_window_s`, at most Whisper's 30 s."""
     return min(WINDOW_FRAMES * HOP / SAMPLE_RATE, config.search_window_s)
 
 
 def later_windows(aligner: WhisperAligner, read: Callable, words: list[str], lead_in: str, start: float,
-                  before: float, config: AlignConfig) -> list[list[AlignedWord]]:
+                  before: float, config: AlignConfig,
+                  encodings: Optional["WindowEncodings"] = None) -> list[list[AlignedWord]]:
     """`words` aligned in line-search windows (`search_window`) opened every `config.search_step_s`
     after `start`, the last one ending at `before`."""
     window_s = search_window(config)
-    shifts = np.arange(start + config.search_step_s, before - window_s + config.search_step_s, config.search_step_s)
+    step = config.search_step_s
+    shifts = np.unique(np.minimum(np.arange(start + step, before - window_s + step, step), before - window_s))
+    if encodings is not None:
+        # Each window moves (by at most half a step) to where one transcription window holds it:
+        # then it costs no encoding.
+        held = [encodings.nearest_held_start(x, window_s, max(start + step / 2, x - step / 2), min(before - window_s, x + step / 2))
+                for x in shifts]
+        shifts = np.unique([x if h is None else h for x, h in zip(shifts, held)])
     return [aligner.align_window(read(shifted, shifted + window_s), words, offset_s=float(shifted),
-                                 pad=config.pad_windows, lead_in=lead_in)
-            for shifted in np.unique(np.minimum(shifts, before - window_s))]
+                                 pad=config.pad_windows, lead_in=lead_in, encodings=encodings)
+            for shifted in shifts]
+
+
+def transcription_encodings(config: AlignConfig, aligner_hears_the_mix: bool) -> Optional["WindowEncodings"]:
+    """An empty `WindowEncodings` for the transcription pass to fill, when aligner windows may reuse them
+    (`config.reuse_encodings`; faster-whisper; the aligner hearing what the transcription hears)."""
+    from transforms.transcribe import WindowEncodings
+
+    wanted = config.reuse_encodings != "none" and config.transcriber == "faster-whisper" and aligner_hears_the_mix
+    return WindowEncodings() if wanted else None
+
+
+def same_model(aligner: WhisperAligner, config: AlignConfig) -> bool:
+    """Whether `aligner` runs the transcription pass's model (so its encoder outputs are the aligner's own)."""
+    import os
+
+    from transforms.whisper_models import base_dir
+
+    transcribing = config.transcribe_model_dir or base_dir()
+    return os.path.realpath(aligner.model_dir) == os.path.realpath(transcribing)
 
 
 def harmonic_reader(read: Callable, margin: float = 2.0) -> Callable:
@@ -520,6 +583,8 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
         raise ValueError(f"align.line_times must be one of {LINE_TIMES}")
     if config.front_end not in FRONT_ENDS:
         raise ValueError(f"align.front_end must be one of {FRONT_ENDS}")
+    if config.reuse_encodings not in REUSE_ENCODINGS:
+        raise ValueError(f"align.reuse_encodings must be one of {REUSE_ENCODINGS}")
     heard_read = read  # the transcription pass always hears the mix
     if config.front_end == "harmonic":
         read = harmonic_reader(read)
@@ -535,8 +600,12 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     if not use_source:
         placer = placement_aligner_for(language, config)  # its tokenizer is the transcription model's
         restart_sampling()  # the song's placement transcripts depend on this song only
+        encodings = transcription_encodings(config, read is heard_read)
         heard, transcript_model = transcribe_song(heard_read, duration, language, config,
-                                                  max_tokens=transcript_token_limit(placer, flat, duration, config))
+                                                  max_tokens=transcript_token_limit(placer, flat, duration, config),
+                                                  encodings=encodings)
+        placer_encodings = encodings if encodings is not None and same_model(placer, config) else None
+        final_encodings = placer_encodings if config.reuse_encodings == "all" and aligner is placer else None
     if use_source:
         # One pass with slack around the source's onsets measures their offset (a window
         # opened at a late onset cannot see the word it misses); the result comes from
@@ -576,15 +645,17 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
             # the word sung before them takes the audio before them.
             lead_in = "" if pinned and first_word else (flat[first_word - 1] if first_word else "♪")
             placed = placer.align_window(read(start_s, end_s), flat[first_word:end_word], offset_s=start_s,
-                                          pad=config.pad_windows, lead_in=lead_in)
+                                          pad=config.pad_windows, lead_in=lead_in, encodings=placer_encodings)
             return [w.start for w in placed]
 
         onsets, anchors = place_lines(lines, heard, duration, retranscribe if config.retranscribe_gaps else None,
                                       align_stretch=align_stretch if config.check_anchors else None,
-                                      weak_run_words=config.weak_run_words)
+                                      weak_run_words=config.weak_run_words, check_window_s=search_window(config))
         if config.search_unanchored:
-            onsets = search_unanchored_lines(placer, read, lines, anchors, onsets, duration, config)
-        words = align_with_line_onsets(aligner, read, lines, onsets, config, estimated=True, duration=duration)
+            onsets = search_unanchored_lines(placer, read, lines, anchors, onsets, duration, config,
+                                             encodings=placer_encodings)
+        words = align_with_line_onsets(aligner, read, lines, onsets, config, estimated=True, duration=duration,
+                                       encodings=final_encodings)
         placement = "transcript"
     wer = lyrics_match_wer(flat, heard) if heard is not None else None
     if use_source and config.lyrics_match:

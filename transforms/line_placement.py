@@ -316,7 +316,8 @@ def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
 
 def place_lines(lines: list[list[str]], transcript, duration: float,
                 retranscribe=None, min_gap_s: float = 3.0, hinted_min_run: int = 3,
-                align_stretch=None, weak_run_words: int = 3) -> tuple[list[float], dict[int, float]]:
+                align_stretch=None, weak_run_words: int = 3,
+                check_window_s: float = 30.0) -> tuple[list[float], dict[int, float]]:
     """Estimated line onsets from a transcript (`transcribe.HeardWord`s), and the anchors (lyric word index -> onset s).
 
     `retranscribe(start_s, end_s, hint)`, when given, transcribes a stretch again with the
@@ -325,7 +326,7 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
     lines are spread between their anchored neighbours. `align_stretch`, when given, checks
     the doubtful anchors (`checked_anchors`): the hinted ones, and runs of fewer than
     `weak_run_words` transcript words (on the benchmark's transcripts 5 of 22 two-word runs
-    were more than 1.5 s off, against 2 of 98 longer runs).
+    were more than 1.5 s off, against 2 of 98 longer runs), in windows of at most `check_window_s`.
     """
     lyric = [w for line in lines for w in line]
     counts = [len(l) for l in lines]
@@ -352,7 +353,7 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
     if align_stretch is not None:
         heard_alone = {k: t for k, t in anchors.items() if k not in hinted}
         weak = {k for run in anchor_runs(heard_alone) if len(run) < weak_run_words for k in run}
-        anchors = checked_anchors(anchors, hinted | weak, len(lyric), duration, align_stretch)
+        anchors = checked_anchors(anchors, hinted | weak, len(lyric), duration, align_stretch, check_window_s)
     return line_onsets_from_anchors(counts, anchors, duration), anchors
 
 

@@ -29,6 +29,101 @@ class HeardWord(NamedTuple):
 
 _MODELS: dict[tuple, object] = {}
 _LOCK = threading.Lock()
+_RECORDING = threading.local()  # this thread's transcription: its mel features and where encoder outputs go
+
+
+class WindowEncodings:
+    """Encoder outputs of the 30 s windows a transcription pass encoded, kept for forced alignment.
+
+    Whisper's encoder is most of an aligner window's cost (a 20 s window: 0.32 s of 0.45 s), and
+    the transcription has already encoded the song in 30 s windows: an aligner window that lies
+    inside one of them is cut from that output (`covering`) instead of being encoded again.
+    A window's frames then carry their 30 s context, not only the window's own audio.
+    """
+
+    FRAMES_PER_SECOND = 50
+
+    def __init__(self):
+        self.windows: list[tuple[float, float, np.ndarray]] = []  # (start s, end of its audio s, frames [n, d])
+
+    def add(self, start_s: float, content_s: float, frames: np.ndarray) -> None:
+        self.windows.append((float(start_s), float(start_s + content_s), frames))
+
+    def extend(self, other: "WindowEncodings", offset_s: float) -> None:
+        self.windows += [(start + offset_s, end + offset_s, frames) for start, end, frames in other.windows]
+
+    def covering(self, start_s: float, end_s: float) -> tuple[float, np.ndarray] | None:
+        """(time of the first frame, frames) of the stretch `start_s`-`end_s` cut from the window that
+        holds it with the most audio around it; None when no window holds it all.
+
+        Never joined from two windows: frames of different 30 s contexts side by side measured
+        worse than a fresh encoding (German, 20 s windows across two: onset error 0.39 -> 0.65 s).
+        """
+        holding = [(min(start_s - start, end - end_s), start, frames) for start, end, frames in self.windows
+                   if start <= start_s + 1e-6 and end_s <= end + 1e-6]
+        if not holding:
+            return None
+        _, start, frames = max(holding, key=lambda item: item[0])
+        first = int(np.floor((start_s - start) * self.FRAMES_PER_SECOND + 1e-6))
+        last = int(np.ceil((end_s - start) * self.FRAMES_PER_SECOND - 1e-6))
+        if last - first < 2:
+            return None
+        return start + first / self.FRAMES_PER_SECOND, frames[first:last]
+
+    def nearest_held_start(self, start_s: float, length_s: float, low_s: float, high_s: float) -> float | None:
+        """The start nearest `start_s`, within `low_s`-`high_s`, of a `length_s` stretch that one window holds."""
+        best = None
+        for start, end, _ in self.windows:
+            lowest, highest = max(start, low_s), min(end - length_s, high_s)
+            if lowest <= highest + 1e-9:
+                moved = min(max(start_s, lowest), highest)
+                if best is None or abs(moved - start_s) < abs(best - start_s):
+                    best = moved
+        return best
+
+
+def window_start_frame(window: np.ndarray, features: np.ndarray) -> int | None:
+    """Index of the frame of a song's mel `features` [n_mels, frames] at which faster-whisper's
+    `window` [n_mels, 3000] starts: a slice of them, or (the song's last window) a copy padded
+    with zero frames after the content."""
+    if np.shares_memory(window, features):
+        # By where it lies in memory: values cannot tell windows in silence apart (clamped floor).
+        offset = window.__array_interface__["data"][0] - features.__array_interface__["data"][0]
+        return int(offset // features.strides[1])
+    filled = np.flatnonzero(np.any(window != 0, axis=0))
+    content = int(filled[-1]) + 1 if len(filled) else 0
+    start = features.shape[-1] - 1 - content  # faster-whisper drops the features' last frame
+    if content == 0 or start < 0 or not np.array_equal(features[:, start: start + content], window[:, :content]):
+        return None
+    return start
+
+
+def _recording_whisper_model():
+    from faster_whisper import WhisperModel
+
+    class RecordingWhisperModel(WhisperModel):
+        """faster-whisper's model that keeps each window's encoder output in this thread's
+        `WindowEncodings`, when a transcription asked for them."""
+
+        def generate_segments(self, features, *args, **kwargs):
+            _RECORDING.features = features
+            return super().generate_segments(features, *args, **kwargs)
+
+        def encode(self, features):
+            output = super().encode(features)
+            encodings, whole = getattr(_RECORDING, "encodings", None), getattr(_RECORDING, "features", None)
+            if encodings is not None and whole is not None:
+                window = np.asarray(features)
+                window = window[0] if window.ndim == 3 else window
+                start = window_start_frame(window, whole)
+                if start is not None:
+                    # faster-whisper's content frames: all of the song's features but the last
+                    content = min(window.shape[-1], whole.shape[-1] - 1 - start)
+                    hop_s = self.feature_extractor.time_per_frame
+                    encodings.add(start * hop_s, content * hop_s, np.array(output)[0])
+            return output
+
+    return RecordingWhisperModel
 
 
 def _cached(key: tuple, load):
@@ -41,6 +136,10 @@ def _cached(key: tuple, load):
 
 # faster-whisper's temperature-fallback samples may not repeat an n-gram of this many tokens.
 FALLBACK_NO_REPEAT_NGRAM = 4
+# Temperatures sampled when a window's greedy decoding fails (it looped, or is unlikely). A window
+# still failing at 0.4 failed at every temperature up to 1.0 on the benchmark's transcripts
+# (sung intros, mumbled lines): the samples at 0.6-1.0 cost 3.5 s of 13.4 s of fallbacks.
+FALLBACK_TEMPERATURES = (0.2, 0.4)
 
 
 class NoRepeatsWhenSampling:
@@ -71,7 +170,9 @@ HOTWORDS_MAX = WHISPER_MAX_LENGTH // 2 - 1  # faster-whisper keeps at most this 
 
 def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, threads: int = 1,
                               hint: str = "", word_times: bool = True, max_tokens: int = 0,
-                              seed: int = 0, fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM) -> list[HeardWord]:
+                              seed: int = 0, fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM,
+                              fallback_temperatures: tuple = FALLBACK_TEMPERATURES,
+                              encodings: WindowEncodings | None = None) -> list[HeardWord]:
     """Words of faster-whisper's greedy transcription of 16 kHz `audio`, with times and probabilities.
 
     `hint`: text expected in the audio (e.g. the lyrics of lines not yet found), given to
@@ -80,12 +181,13 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
     segment's times and probability 0. `max_tokens` (> 0): at most this many tokens decoded
     per 30 s window, so a decoding loop stops there instead of at Whisper's limit. `seed`:
     of the temperature-fallback samples. `fallback_no_repeat_ngram` (0: off): those samples may
-    not repeat an n-gram of this many tokens (`NoRepeatsWhenSampling`).
+    not repeat an n-gram of this many tokens (`NoRepeatsWhenSampling`). `fallback_temperatures`:
+    sampled in turn while a window's decoding fails Whisper's checks (compression ratio,
+    mean log-probability); none: the greedy decoding stays. `encodings`: given, every window's
+    encoder output is added to it (times from the start of `audio`).
     """
     def load():
-        from faster_whisper import WhisperModel
-
-        model = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=max(1, threads))
+        model = _recording_whisper_model()(model_dir, device="cpu", compute_type="int8", cpu_threads=max(1, threads))
         model.model = NoRepeatsWhenSampling(model.model, fallback_no_repeat_ngram)
         return model
 
@@ -96,9 +198,17 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
     # only at its first sample, so a song's transcripts are independent of the songs before
     # it only after `restart_sampling()` (text-only calls, `word_times=False`, never sample).
     ctranslate2.set_random_seed(seed)
+    _RECORDING.encodings, _RECORDING.features = encodings, None
+    try:
+        return _faster_whisper_words(model, audio, language, hint, word_times, max_tokens, fallback_temperatures)
+    finally:
+        _RECORDING.encodings, _RECORDING.features = None, None
+
+
+def _faster_whisper_words(model, audio, language, hint, word_times, max_tokens, fallback_temperatures):
     segments, _ = model.transcribe(np.asarray(audio, np.float32), language=language or None, beam_size=1,
                                    word_timestamps=word_times, condition_on_previous_text=False,
-                                   hotwords=hint or None, temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if word_times else 0.0,
+                                   hotwords=hint or None, temperature=[0.0, *fallback_temperatures] if word_times else 0.0,
                                    max_new_tokens=window_token_limit(max_tokens, bool(hint)))
     if not word_times:
         return [HeardWord(text, float(s.start), float(s.end), 0.0) for s in segments for text in s.text.split()]
@@ -129,23 +239,25 @@ def restart_sampling() -> None:
 
 
 def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language: str, threads: int = 1,
-                                   hint: str = "", max_tokens: int = 0, seed: int = 0) -> list[HeardWord]:
+                                   hint: str = "", max_tokens: int = 0, seed: int = 0,
+                                   fallback_temperatures: tuple = FALLBACK_TEMPERATURES) -> list[HeardWord]:
     """Words of whisper-timestamped's transcription of 16 kHz `audio` (greedy, fp32 on CPU); `hint` is the
     initial prompt; `max_tokens` (> 0) bounds the tokens decoded per 30 s window; `seed`: of the
-    temperature-fallback samples."""
+    temperature-fallback samples, drawn at `fallback_temperatures`."""
     import torch
     import whisper_timestamped
 
     from transforms.whisper_models import load_openai_whisper
 
     torch.set_num_threads(max(1, threads))
-    torch.manual_seed(seed)  # temperature fallback samples: seeded for reproducible transcripts
     model = _cached(("whisper-timestamped", checkpoint), lambda: load_openai_whisper(checkpoint))
     if not model.is_multilingual:
         language = "en"
     result = whisper_timestamped.transcribe(model, np.asarray(audio, np.float32), language=language or None,
                                             fp16=False, beam_size=None, best_of=None,
                                             condition_on_previous_text=False, verbose=None,
+                                            temperature=(0.0, *fallback_temperatures),
+                                            seed=seed,  # it seeds torch itself (1234 unless told)
                                             initial_prompt=hint or None,
                                             sample_len=window_token_limit(max_tokens, bool(hint)))
     return [HeardWord(w["text"].strip(), float(w["start"]), float(w["end"]), float(w.get("confidence", 0.0)))
@@ -154,7 +266,9 @@ def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language:
 
 def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = "", checkpoint: str = "",
                threads: int = 1, hint: str = "", word_times: bool = True, max_tokens: int = 0,
-               seed: int = 0, fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM) -> tuple[list[HeardWord], str]:
+               seed: int = 0, fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM,
+               fallback_temperatures: tuple = FALLBACK_TEMPERATURES,
+               encodings: WindowEncodings | None = None) -> tuple[list[HeardWord], str]:
     """(words, model name) of `audio` transcribed by `backend`.
 
     `model_dir`: a CTranslate2 Whisper directory (empty: the multilingual base, which also
@@ -165,7 +279,9 @@ def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = 
     `max_tokens` (> 0): at most this many tokens decoded per 30 s window. `seed`: of the
     temperature-fallback samples (a different seed is another equally likely transcript).
     `fallback_no_repeat_ngram` (0: off; faster-whisper only): those samples may not repeat an
-    n-gram of this many tokens.
+    n-gram of this many tokens. `fallback_temperatures`: sampled in turn while a window's
+    decoding fails (faster-whisper: with `word_times` only). `encodings` (faster-whisper only):
+    receives every window's encoder output (`WindowEncodings`).
     """
     import os
 
@@ -176,10 +292,11 @@ def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = 
     model_dir = model_dir or base_dir()
     if backend == "faster-whisper":
         words = transcribe_faster_whisper(model_dir, audio, language, threads, hint, word_times, max_tokens, seed,
-                                          fallback_no_repeat_ngram)
+                                          fallback_no_repeat_ngram, tuple(fallback_temperatures), encodings)
         return words, os.path.basename(model_dir.rstrip("/"))
     checkpoint = checkpoint or openai_checkpoint(model_dir)
-    return (transcribe_whisper_timestamped(checkpoint, audio, language, threads, hint, max_tokens, seed),
+    return (transcribe_whisper_timestamped(checkpoint, audio, language, threads, hint, max_tokens, seed,
+                                           tuple(fallback_temperatures)),
             os.path.basename(checkpoint))
 
 
