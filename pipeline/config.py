@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from transforms.align import FRONT_ENDS, LINE_TIMES, AlignConfig
+from transforms.align import FRONT_ENDS, LINE_TIMES, REUSE_ENCODINGS, AlignConfig
 from transforms.clean import CleanConfig
 from transforms.embed import EmbedConfig
 from transforms.features import F0_TRACKERS, FeatureConfig
@@ -142,6 +142,8 @@ def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = No
         raise ConfigError(f"features.f0_tracker must be one of {F0_TRACKERS}")
     if config.align.line_times not in LINE_TIMES:
         raise ConfigError(f"align.line_times must be one of {LINE_TIMES}")
+    if config.align.reuse_encodings not in REUSE_ENCODINGS:
+        raise ConfigError(f"align.reuse_encodings must be one of {REUSE_ENCODINGS}")
     if config.align.front_end not in FRONT_ENDS:
         raise ConfigError(f"align.front_end must be one of {FRONT_ENDS}")
     from transforms.transcribe import BACKENDS

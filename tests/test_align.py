@@ -707,7 +707,7 @@ def test_the_first_window_before_the_first_anchor_opens_where_the_first_line_is_
         def __init__(self):
             self.windows = []
 
-        def align_window(self, audio, words, offset_s=0.0, pad=False, lead_in=""):
+        def align_window(self, audio, words, offset_s=0.0, pad=False, lead_in="", encodings=None):
             self.windows.append((round(offset_s, 2), len(audio) / 16000, lead_in))
             return [AlignedWord(w, offset_s + i, offset_s + i + 1, 0.5, True) for i, w in enumerate(words)]
 
@@ -770,7 +770,7 @@ def test_a_line_search_walk_never_opens_a_window_past_its_stretch():
         def __init__(self):
             self.windows = []
 
-        def align_window(self, audio, words, offset_s=0.0, pad=False, lead_in=""):
+        def align_window(self, audio, words, offset_s=0.0, pad=False, lead_in="", encodings=None):
             assert len(audio) > 0
             self.windows.append((offset_s, len(audio) / 16000))
             return [AlignedWord(w, offset_s + 16 * i, offset_s + 16 * i + 1, 0.5, True) for i, w in enumerate(words)]
@@ -792,3 +792,115 @@ def test_an_empty_window_is_aligned_without_error():
     words = aligner.align_window(np.zeros(0, np.float32), ["la", "nuit"], offset_s=5.0)
     assert [w.text for w in words] == ["la", "nuit"]
     assert all(np.isfinite([w.start, w.end]).all() and w.start >= 5.0 for w in words)
+
+
+def _numbered_frames(first: int, count: int = 1500) -> np.ndarray:
+    return (first + np.arange(count, dtype=np.float32))[:, None] * np.ones((1, 4), np.float32)
+
+
+def test_a_window_inside_a_transcription_window_is_cut_from_its_encoder_output():
+    from transforms.transcribe import WindowEncodings
+
+    encodings = WindowEncodings()
+    encodings.add(0.0, 30.0, _numbered_frames(0))
+    encodings.add(24.0, 30.0, _numbered_frames(10000))
+    start, frames = encodings.covering(2.0, 12.0)
+    assert start == 2.0 and frames[:, 0].tolist() == list(range(100, 600))
+    # held by both: cut from the one with more audio around it (3 s before, 25 s after)
+    start, frames = encodings.covering(27.0, 29.0)
+    assert start == 27.0 and frames[0, 0] == 10150 and len(frames) == 100
+    # off the 20 ms grid: the cut starts at the frame before, and says so
+    start, frames = encodings.covering(2.011, 3.0)
+    assert start == 2.0 and frames[0, 0] == 100
+    # across two windows: never joined (frames of two contexts measured worse than encoding afresh)
+    assert encodings.covering(20.0, 40.0) is None
+    assert encodings.covering(50.0, 60.0) is None
+    # where a 20 s window may start, within 30-40 s, for one window to hold it: 34 s is the nearest to 35
+    assert encodings.nearest_held_start(35.0, 20.0, 30.0, 40.0) == 34.0
+    assert encodings.nearest_held_start(35.0, 20.0, 35.0, 40.0) is None
+    shifted = WindowEncodings()
+    shifted.extend(encodings, 300.0)
+    assert shifted.covering(302.0, 312.0)[0] == 302.0
+
+
+def test_transcription_windows_are_found_in_the_song_by_position_not_by_value():
+    from faster_whisper.audio import pad_or_trim
+
+    from transforms.transcribe import window_start_frame
+
+    features = np.random.default_rng(0).standard_normal((80, 10001)).astype(np.float32)
+    features[:, :2000] = features[:, 4000:6000] = -0.5  # silence: every frame alike
+    assert window_start_frame(pad_or_trim(features[:, 4100:7100]), features) == 4100
+    assert window_start_frame(pad_or_trim(features[:, 0:3000]), features) == 0
+    assert window_start_frame(pad_or_trim(features[:, 9000:10000]), features) == 9000  # last: padded copy
+    assert window_start_frame(pad_or_trim(features[:, 9000:10000].copy() + 1.0), features) is None
+
+
+def test_the_transcriptions_encodings_are_the_aligners_own_and_spare_its_encoder(shared):
+    # Spanish song, 0-45 s: the transcription keeps each window's encoder output; the first is what
+    # the aligner's model computes for faster-whisper's first window, and a line aligned from a
+    # cut of it lands where a fresh encoding puts it, with no encoding of its own.
+    import librosa
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    import ctranslate2
+    from transforms.align import AlignConfig, placement_aligner_for
+    from transforms.transcribe import WindowEncodings, transcribe
+
+    name = "Fantasma_-_Los_Rombos"
+    song = read_song(str(shared / "jamendo"), name)
+    audio, _ = librosa.load(shared / "jamendo" / "audio" / f"{name}.mp3", sr=16000, duration=45.0)
+    encodings = WindowEncodings()
+    heard, _ = transcribe("faster-whisper", audio, "es", encodings=encodings)
+    assert heard and len(encodings.windows) >= 2
+    starts = [start for start, _, _ in encodings.windows]
+    assert starts[0] == 0.0 and starts == sorted(starts) and encodings.windows[-1][1] == pytest.approx(45.0, abs=0.02)
+    aligner = placement_aligner_for("es", AlignConfig())
+    mel = pad_or_trim(FeatureExtractor(feature_size=80)(audio)[:, :3000])
+    expected = np.array(aligner.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None]))))[0]
+    assert np.allclose(encodings.windows[0][2], expected, atol=1e-4)
+
+    line = next(i for i, onset in enumerate(song["line_onsets"]) if 5.0 < onset < 20.0)
+    onset = song["line_onsets"][line]
+    window = audio[int((onset - 1.0) * 16000): int((onset + 7.0) * 16000)]
+    fresh = aligner.align_window(window, song["lines"][line], offset_s=onset - 1.0)
+    calls = []
+    aligner.encode_window = lambda *a, **k: calls.append(a) or type(aligner).encode_window(aligner, *a, **k)
+    try:
+        cut = aligner.align_window(window, song["lines"][line], offset_s=onset - 1.0, encodings=encodings)
+    finally:
+        del aligner.encode_window
+    assert not calls
+    assert abs(cut[0].start - fresh[0].start) < 0.3
+    assert np.median(np.abs([a.start - b.start for a, b in zip(cut, fresh)])) < 0.3
+
+
+def test_a_last_window_of_under_two_seconds_is_not_transcribed():
+    from transforms.transcribe import _RECORDING, _ShortLastWindow, _recording_whisper_model
+    from transforms.whisper_models import base_dir
+    from faster_whisper.audio import pad_or_trim
+
+    model = _recording_whisper_model()(base_dir(), device="cpu", compute_type="int8", cpu_threads=1)
+    features = np.random.default_rng(1).standard_normal((80, 3151)).astype(np.float32)
+    _RECORDING.features = features
+    try:
+        with pytest.raises(_ShortLastWindow):
+            model.encode(pad_or_trim(features[:, 3000:3150]))  # 1.5 s of content
+        assert np.array(model.encode(pad_or_trim(features[:, 2900:3150]))).shape == (1, 1500, 512)  # 2.5 s
+        assert np.array(model.encode(pad_or_trim(features[:, 0:3000]))).shape == (1, 1500, 512)
+    finally:
+        _RECORDING.features = None
+
+
+def test_alignment_settings_from_yaml_are_checked_and_kept_hashable(tmp_path):
+    from pipeline.config import ConfigError, load_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text("inputs: {dali_dir: dali}\nalign: {fallback_temperatures: [0.2], reuse_encodings: placement}\n")
+    config = load_config(str(path))
+    assert config.align.fallback_temperatures == (0.2,) and config.align.reuse_encodings == "placement"
+    hash(config.align)  # the aligners are cached by settings
+    path.write_text("inputs: {dali_dir: dali}\nalign: {reuse_encodings: sometimes}\n")
+    with pytest.raises(ConfigError, match="reuse_encodings"):
+        load_config(str(path))

@@ -98,29 +98,42 @@ def window_start_frame(window: np.ndarray, features: np.ndarray) -> int | None:
     return start
 
 
+# A last window holding less audio than this is not transcribed: it would cost a whole 30 s
+# window's encoding and decoding (about 1 s) for a song's last moments, which the window
+# before it has already heard all but at most this much of.
+MIN_LAST_WINDOW_S = 2.0
+
+
+class _ShortLastWindow(Exception):
+    pass
+
+
 def _recording_whisper_model():
     from faster_whisper import WhisperModel
 
     class RecordingWhisperModel(WhisperModel):
         """faster-whisper's model that keeps each window's encoder output in this thread's
-        `WindowEncodings`, when a transcription asked for them."""
+        `WindowEncodings`, when a transcription asked for them, and stops before a last window
+        shorter than `MIN_LAST_WINDOW_S`."""
 
         def generate_segments(self, features, *args, **kwargs):
             _RECORDING.features = features
             return super().generate_segments(features, *args, **kwargs)
 
         def encode(self, features):
+            whole = getattr(_RECORDING, "features", None)
+            window = np.asarray(features)
+            window = window[0] if window.ndim == 3 else window
+            start = window_start_frame(window, whole) if whole is not None else None
+            hop_s = self.feature_extractor.time_per_frame
+            # faster-whisper's content frames: all of the song's features but the last
+            content = min(window.shape[-1], whole.shape[-1] - 1 - start) if start is not None else window.shape[-1]
+            if start and content * hop_s < MIN_LAST_WINDOW_S:
+                raise _ShortLastWindow()
             output = super().encode(features)
-            encodings, whole = getattr(_RECORDING, "encodings", None), getattr(_RECORDING, "features", None)
-            if encodings is not None and whole is not None:
-                window = np.asarray(features)
-                window = window[0] if window.ndim == 3 else window
-                start = window_start_frame(window, whole)
-                if start is not None:
-                    # faster-whisper's content frames: all of the song's features but the last
-                    content = min(window.shape[-1], whole.shape[-1] - 1 - start)
-                    hop_s = self.feature_extractor.time_per_frame
-                    encodings.add(start * hop_s, content * hop_s, np.array(output)[0])
+            encodings = getattr(_RECORDING, "encodings", None)
+            if encodings is not None and start is not None:
+                encodings.add(start * hop_s, content * hop_s, np.array(output)[0])
             return output
 
     return RecordingWhisperModel
@@ -210,10 +223,17 @@ def _faster_whisper_words(model, audio, language, hint, word_times, max_tokens, 
                                    word_timestamps=word_times, condition_on_previous_text=False,
                                    hotwords=hint or None, temperature=[0.0, *fallback_temperatures] if word_times else 0.0,
                                    max_new_tokens=window_token_limit(max_tokens, bool(hint)))
-    if not word_times:
-        return [HeardWord(text, float(s.start), float(s.end), 0.0) for s in segments for text in s.text.split()]
-    return [HeardWord(w.word.strip(), float(w.start), float(w.end), float(w.probability))
-            for s in segments for w in s.words]
+    heard = []
+    try:
+        for segment in segments:  # decoded window by window as they are asked for
+            if not word_times:
+                heard += [HeardWord(text, float(segment.start), float(segment.end), 0.0) for text in segment.text.split()]
+            else:
+                heard += [HeardWord(w.word.strip(), float(w.start), float(w.end), float(w.probability))
+                          for w in segment.words]
+    except _ShortLastWindow:
+        pass
+    return heard
 
 
 def window_token_limit(max_tokens: int, hinted: bool) -> int | None:
