@@ -471,6 +471,8 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
                 last_window = before - start <= window_s
             taken = pending if last_window else ([l for l in pending if onsets[l] < start + reach_s] or pending[:1])
             words = flat[start_word: firsts[taken[-1] + 1]]
+            # The stretch's last window too: keeping its end (its lines are sung before the next
+            # anchor) measured no better (PCO 71.5 -> 71.2 %, AAE the same).
             window_end = held_window_end(encodings, start, min(before, start + window_s), config)
             placed = aligner.align_window(read(start, window_end), words, offset_s=start,
                                           pad=config.pad_windows, lead_in=lead_in, encodings=encodings)
