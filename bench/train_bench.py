@@ -253,6 +253,5 @@ def main() -> None:
             json.dump(result, handle, indent=2)
 
 
-
 if __name__ == "__main__":
     main()

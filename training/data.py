@@ -119,12 +119,14 @@ def _rows(unit, use_audio: bool) -> Iterator[dict]:
     import pyarrow.parquet as pq
 
     url, group, _ = unit
-    columns = COLUMNS + (["audio"] if use_audio else [])
+    # From FLAC the mel is computed again, so the stored one is not read at all.
+    columns = [c for c in COLUMNS if c != "mel"] + ["audio"] if use_audio else COLUMNS
     with _open(url) as handle:
         table = pq.ParquetFile(handle).read_row_group(group, columns=columns)
-    arrays = {name: float_rows(table.column(name)) for name in FLOAT_ARRAY_COLUMNS}
-    for i, row in enumerate(table.drop_columns(list(FLOAT_ARRAY_COLUMNS)).to_pylist()):
-        row.update({name: arrays[name][i] for name in FLOAT_ARRAY_COLUMNS})
+    floats = [name for name in FLOAT_ARRAY_COLUMNS if name in columns]
+    arrays = {name: float_rows(table.column(name)) for name in floats}
+    for i, row in enumerate(table.drop_columns(floats).to_pylist()):
+        row.update({name: arrays[name][i] for name in floats})
         if use_audio:
             row["mel"] = mel_from_flac(row.pop("audio")["bytes"])
         yield row

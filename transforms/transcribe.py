@@ -12,6 +12,7 @@ the lyrics flags songs whose lyrics belong to another version (`lyrics_match_wer
 """
 from __future__ import annotations
 
+import functools
 import threading
 from typing import NamedTuple
 
@@ -108,6 +109,7 @@ class _ShortLastWindow(Exception):
     pass
 
 
+@functools.lru_cache(maxsize=None)
 def _recording_whisper_model():
     from faster_whisper import WhisperModel
 
