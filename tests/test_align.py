@@ -478,6 +478,31 @@ def test_a_songs_transcript_does_not_depend_on_what_was_transcribed_before(share
     assert heard() == first
 
 
+def test_a_model_that_has_not_sampled_is_kept_and_samples_as_a_fresh_one(shared):
+    # Reloading costs ~0.3 s a song; a model that only decoded greedily has unseeded generators.
+    import librosa
+
+    from transforms.transcribe import loaded_faster_whisper, restart_sampling, transcribe
+    from transforms.whisper_models import base_dir
+
+    clip, _ = librosa.load(shared / "jamendo" / "audio" / "Fantasma_-_Los_Rombos.mp3", sr=16000,
+                           offset=43.0, duration=10.0)
+
+    def heard():
+        return [(w.text, round(w.start, 2)) for w in transcribe("faster-whisper", clip, "es")[0]]
+
+    restart_sampling()
+    fresh = heard()
+    restart_sampling()
+    model = loaded_faster_whisper(base_dir())
+    assert transcribe("faster-whisper", clip, "es", word_times=False)[0]  # greedy only: no fallback
+    restart_sampling()
+    assert loaded_faster_whisper(base_dir()) is model
+    assert heard() == fresh
+    restart_sampling()
+    assert loaded_faster_whisper(base_dir()) is not model
+
+
 def test_hinted_anchors_the_aligner_places_elsewhere_are_dropped():
     from transforms.line_placement import checked_anchors
 
@@ -897,9 +922,9 @@ def test_alignment_settings_from_yaml_are_checked_and_kept_hashable(tmp_path):
     from pipeline.config import ConfigError, load_config
 
     path = tmp_path / "run.yaml"
-    path.write_text("inputs: {dali_dir: dali}\nalign: {fallback_temperatures: [0.2], reuse_encodings: placement}\n")
+    path.write_text("inputs: {dali_dir: dali}\nalign: {fallback_temperatures: [0.2, 0.4], reuse_encodings: placement}\n")
     config = load_config(str(path))
-    assert config.align.fallback_temperatures == (0.2,) and config.align.reuse_encodings == "placement"
+    assert config.align.fallback_temperatures == (0.2, 0.4) and config.align.reuse_encodings == "placement"
     hash(config.align)  # the aligners are cached by settings
     path.write_text("inputs: {dali_dir: dali}\nalign: {reuse_encodings: sometimes}\n")
     with pytest.raises(ConfigError, match="reuse_encodings"):

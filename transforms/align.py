@@ -330,6 +330,21 @@ def placement_aligner_for(language: str, config: AlignConfig) -> WhisperAligner:
     return loaded_aligner(base_dir(), language, config, bundled="base")
 
 
+def load_alignment_models(language: str, config: AlignConfig, line_onsets_given: bool = False) -> None:
+    """Load every model `align_song` uses for a song in `language` (each once per process): the
+    aligner; unless the song's line onsets are given and used, the placement aligner; and the
+    transcription model for placing lines or measuring the lyrics match."""
+    from transforms.transcribe import load_transcriber
+
+    aligner_for(language, config)
+    placing = not line_onsets_given or config.line_times == "transcript"
+    if placing:
+        placement_aligner_for(language, config)
+    if placing or config.lyrics_match:
+        load_transcriber(config.transcriber, config.transcribe_model_dir, config.whisper_timestamped_checkpoint,
+                         config.threads, config.fallback_no_repeat_ngram)
+
+
 def line_first_words(lines: list[list[str]]) -> list[int]:
     """Index of each line's first word in the song's flat word list."""
     from transforms.line_placement import line_bounds

@@ -153,8 +153,9 @@ def _cached(key: tuple, load):
 FALLBACK_NO_REPEAT_NGRAM = 4
 # Temperatures sampled when a window's greedy decoding fails (it looped, or is unlikely). A window
 # still failing at 0.4 failed at every temperature up to 1.0 on the benchmark's transcripts
-# (sung intros, mumbled lines): the samples at 0.6-1.0 cost 3.5 s of 13.4 s of fallbacks.
-FALLBACK_TEMPERATURES = (0.2, 0.4)
+# (sung intros, mumbled lines): the samples at 0.6-1.0 cost 3.5 s of 13.4 s of fallbacks; those
+# at 0.4 cost 1.5 s a run and gave no better placement (AAE 0.382 s with them, 0.378 s without).
+FALLBACK_TEMPERATURES = (0.2,)
 
 
 class NoRepeatsWhenSampling:
@@ -169,13 +170,16 @@ class NoRepeatsWhenSampling:
 
     def __init__(self, model, size: int):
         self._model, self._size = model, size
+        self.has_sampled = False  # its worker threads' random generators are seeded once used
 
     def __getattr__(self, name):
         return getattr(self._model, name)
 
     def generate(self, *args, **kwargs):
-        if kwargs.get("sampling_temperature", 0.0) > 0.0 and self._size > 0:
-            kwargs["no_repeat_ngram_size"] = self._size
+        if kwargs.get("sampling_temperature", 0.0) > 0.0:
+            self.has_sampled = True
+            if self._size > 0:
+                kwargs["no_repeat_ngram_size"] = self._size
         return self._model.generate(*args, **kwargs)
 
 
@@ -201,12 +205,7 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
     mean log-probability); none: the greedy decoding stays. `encodings`: given, every window's
     encoder output is added to it (times from the start of `audio`).
     """
-    def load():
-        model = _recording_whisper_model()(model_dir, device="cpu", compute_type="int8", cpu_threads=max(1, threads))
-        model.model = NoRepeatsWhenSampling(model.model, fallback_no_repeat_ngram)
-        return model
-
-    model = _cached(("faster-whisper", model_dir, threads, fallback_no_repeat_ngram), load)
+    model = loaded_faster_whisper(model_dir, threads, fallback_no_repeat_ngram)
     import ctranslate2
 
     # Temperature fallback samples are seeded. The seed reaches a CTranslate2 worker thread
@@ -218,6 +217,33 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
         return _faster_whisper_words(model, audio, language, hint, word_times, max_tokens, fallback_temperatures)
     finally:
         _RECORDING.encodings, _RECORDING.features = None, None
+
+
+def loaded_faster_whisper(model_dir: str, threads: int = 1,
+                          fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM):
+    """faster-whisper's int8 model of `model_dir`, loaded once per process (until it samples and
+    `restart_sampling` drops it)."""
+    def load():
+        model = _recording_whisper_model()(model_dir, device="cpu", compute_type="int8", cpu_threads=max(1, threads))
+        model.model = NoRepeatsWhenSampling(model.model, fallback_no_repeat_ngram)
+        return model
+
+    return _cached(("faster-whisper", model_dir, threads, fallback_no_repeat_ngram), load)
+
+
+def load_transcriber(backend: str, model_dir: str = "", checkpoint: str = "", threads: int = 1,
+                     fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM) -> None:
+    """Load the model `transcribe` would use with these arguments, so that its first call does not."""
+    from transforms.whisper_models import base_dir, load_openai_whisper, openai_checkpoint
+
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown transcription backend {backend!r}; known: {BACKENDS}")
+    model_dir = model_dir or base_dir()
+    if backend == "faster-whisper":
+        loaded_faster_whisper(model_dir, threads, fallback_no_repeat_ngram)
+    else:
+        checkpoint = checkpoint or openai_checkpoint(model_dir)
+        _cached(("whisper-timestamped", checkpoint), lambda: load_openai_whisper(checkpoint))
 
 
 def _faster_whisper_words(model, audio, language, hint, word_times, max_tokens, fallback_temperatures):
@@ -248,15 +274,16 @@ def window_token_limit(max_tokens: int, hinted: bool) -> int | None:
 
 
 def restart_sampling() -> None:
-    """Drop the loaded faster-whisper models, so that the temperature-fallback samples of what is
-    transcribed next depend on it alone, not on what this process transcribed before.
+    """Drop the loaded faster-whisper models that have sampled, so that the temperature-fallback
+    samples of what is transcribed next depend on it alone, not on what this process transcribed before.
 
     CTranslate2 seeds a worker thread's generator once, at its first sample; a reloaded model
-    (about 0.4 s for base) has new worker threads. Songs transcribed at once on one model in
-    several threads still share its samples.
+    (about 0.3 s for base) has new worker threads, as has one that never sampled yet. Songs
+    transcribed at once on one model in several threads still share its samples.
     """
     with _LOCK:
-        for key in [key for key in _MODELS if key[0] == "faster-whisper"]:
+        for key in [key for key, model in _MODELS.items()
+                    if key[0] == "faster-whisper" and getattr(model.model, "has_sampled", True)]:
             del _MODELS[key]
 
 
