@@ -901,21 +901,27 @@ def test_the_transcriptions_encodings_are_the_aligners_own_and_spare_its_encoder
     assert np.median(np.abs([a.start - b.start for a, b in zip(cut, fresh)])) < 0.3
 
 
-def test_a_last_window_of_under_two_seconds_is_not_transcribed():
-    from transforms.transcribe import _RECORDING, _ShortLastWindow, _recording_whisper_model
+def test_a_last_window_of_under_two_seconds_is_not_transcribed_and_a_longer_one_not_padded():
+    from transforms.transcribe import _RECORDING, WindowEncodings, _ShortLastWindow, _recording_whisper_model
     from transforms.whisper_models import base_dir
     from faster_whisper.audio import pad_or_trim
 
     model = _recording_whisper_model()(base_dir(), device="cpu", compute_type="int8", cpu_threads=1)
     features = np.random.default_rng(1).standard_normal((80, 3151)).astype(np.float32)
-    _RECORDING.features = features
+    _RECORDING.features, _RECORDING.encodings = features, WindowEncodings()
     try:
         with pytest.raises(_ShortLastWindow):
             model.encode(pad_or_trim(features[:, 3000:3150]))  # 1.5 s of content
-        assert np.array(model.encode(pad_or_trim(features[:, 2900:3150]))).shape == (1, 1500, 512)  # 2.5 s
+        last = np.array(model.encode(pad_or_trim(features[:, 2900:3150])))  # 2.5 s: its 250 frames only
+        assert last.shape == (1, 125, 512)
         assert np.array(model.encode(pad_or_trim(features[:, 0:3000]))).shape == (1, 1500, 512)
+        assert [(round(a, 2), round(b, 2), len(f)) for a, b, f in _RECORDING.encodings.windows] == \
+            [(29.0, 31.5, 125), (0.0, 30.0, 1500)]
+        # a clip of one window keeps the padding Whisper was trained with
+        _RECORDING.features = features[:, :1001]
+        assert np.array(model.encode(pad_or_trim(features[:, 0:1000]))).shape == (1, 1500, 512)
     finally:
-        _RECORDING.features = None
+        _RECORDING.features, _RECORDING.encodings = None, None
 
 
 def test_alignment_settings_from_yaml_are_checked_and_kept_hashable(tmp_path):

@@ -115,8 +115,9 @@ def _recording_whisper_model():
 
     class RecordingWhisperModel(WhisperModel):
         """faster-whisper's model that keeps each window's encoder output in this thread's
-        `WindowEncodings`, when a transcription asked for them, and stops before a last window
-        shorter than `MIN_LAST_WINDOW_S`."""
+        `WindowEncodings`, when a transcription asked for them, stops before a last window
+        shorter than `MIN_LAST_WINDOW_S` and encodes a longer last one without its padding
+        (audio of one window only keeps the padding Whisper was trained with)."""
 
         def generate_segments(self, features, *args, **kwargs):
             _RECORDING.features = features
@@ -132,6 +133,10 @@ def _recording_whisper_model():
             content = min(window.shape[-1], whole.shape[-1] - 1 - start) if start is not None else window.shape[-1]
             if start and content * hop_s < MIN_LAST_WINDOW_S:
                 raise _ShortLastWindow()
+            if start and content < window.shape[-1]:
+                # A song's last window without its padding: the encoder's cost is in proportion to
+                # its frames (measured on the benchmark: 4 s a run less, placement unchanged).
+                features = np.ascontiguousarray(window[:, :content + content % 2])
             output = super().encode(features)
             encodings = getattr(_RECORDING, "encodings", None)
             if encodings is not None and start is not None:
