@@ -917,7 +917,9 @@ def test_a_last_window_of_under_two_seconds_is_not_transcribed_and_a_longer_one_
         assert np.array(model.encode(pad_or_trim(features[:, 0:3000]))).shape == (1, 1500, 512)
         assert [(round(a, 2), round(b, 2), len(f)) for a, b, f in _RECORDING.encodings.windows] == \
             [(29.0, 31.5, 125), (0.0, 30.0, 1500)]
-        # a clip of one window keeps the padding Whisper was trained with
+        # under a second of padding stays; so does a clip of one window (Whisper was trained padded)
+        assert np.array(model.encode(pad_or_trim(features[:, 200:3150]))).shape == (1, 1500, 512)
+        assert [round(x, 2) for x in _RECORDING.encodings.windows[-1][:2]] == [2.0, 31.5]
         _RECORDING.features = features[:, :1001]
         assert np.array(model.encode(pad_or_trim(features[:, 0:1000]))).shape == (1, 1500, 512)
     finally:
