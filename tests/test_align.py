@@ -846,6 +846,34 @@ def test_a_window_inside_a_transcription_window_is_cut_from_its_encoder_output()
     shifted = WindowEncodings()
     shifted.extend(encodings, 300.0)
     assert shifted.covering(302.0, 312.0)[0] == 302.0
+    # a song's last window lacks its last 10 ms: a stretch to the song's end is encoded afresh
+    last = WindowEncodings()
+    last.add(60.0, 12.99, _numbered_frames(0)[:650])
+    assert last.covering(65.0, 72.99)[1][-1, 0] == 649
+    assert last.covering(65.0, 73.0) is None
+
+
+def test_a_line_window_loses_some_slack_for_a_transcription_window_to_hold_it():
+    from transforms.align import AlignConfig, held_line_window
+    from transforms.transcribe import WindowEncodings
+
+    encodings = WindowEncodings()
+    encodings.add(0.0, 30.0, _numbered_frames(0))
+    encodings.add(30.0, 30.0, _numbered_frames(0))
+    assert encodings.held_within(28.0, 36.0, 29.0, 35.0) is None
+    assert encodings.held_within(29.5, 36.0, 30.0, 35.0) == (30.0, 36.0)
+    config = AlignConfig(slack_s=1.0, held_trim_s=0.5)
+    onsets = [20.0, 30.5, 35.0]
+    # line 1 (30.5-35.0 s) in 29.5-36.0 s: 0.5 s of its slack before it go
+    assert held_line_window(encodings, 29.5, 36.0, onsets, 1, 60.0, config) == (30.0, 36.0)
+    # line 0 (20.0-30.5 s): its window must end past 30.5 s, and no window holds 19-31.5 s
+    assert held_line_window(encodings, 19.0, 31.5, onsets, 0, 60.0, config) == (19.0, 31.5)
+    # the end side: line 0 up to 29.2 s in 19.0-30.2 s ends at 30 s
+    assert held_line_window(encodings, 19.0, 30.2, [20.0, 29.2, 35.0], 0, 60.0, config) == (19.0, 30.0)
+    # a line at 30.3 s in 29.3-36 s would lose 0.7 s of slack: more than 0.5 s
+    assert held_line_window(encodings, 29.3, 36.0, [20.0, 30.3, 35.0], 1, 60.0, config) == (29.3, 36.0)
+    assert held_line_window(encodings, 29.3, 36.0, [20.0, 30.3, 35.0], 1, 60.0,
+                            AlignConfig(slack_s=1.0, held_trim_s=1.0)) == (30.0, 36.0)
 
 
 def test_transcription_windows_are_found_in_the_song_by_position_not_by_value():

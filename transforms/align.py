@@ -73,6 +73,7 @@ class AlignConfig:
     search_window_s: float = 20.0  # the line search's windows (≤ 30 s); a 20 s window encodes in 0.32 s, a 30 s one in 0.84 s
     search_step_s: float = 10.0  # stretches longer than a window: also try windows this far apart, keep the likeliest (0: only at the last placed word)
     search_window_min_s: float = 15.0  # a search window no transcription window holds is cut to end where the one holding its start ends, if this long
+    held_trim_s: float = 0.5  # a per-line window no transcription window holds loses up to this much of its slack at either end, if one then holds it
     reuse_encodings: str = "all"  # aligner windows cut from the transcription's encoder outputs: "placement" (checks, line search), "all" (+ per-line windows), "none"
     spread_held_vowels: bool = True  # lines of bare vowels (ooh ooh) spread over their time instead of the aligner's path
     lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
@@ -246,6 +247,8 @@ def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]
         last = line[-1] if line else last
     for start, end, members in windows_from_line_onsets(line_onsets, duration, lead, tail):
         words = [w for i in members for w in lines[i]]
+        if encodings is not None and estimated and not config.pad_windows and encodings.covering(start, end) is None:
+            start, end = held_line_window(encodings, start, end, line_onsets, members[-1], duration, config)
         # Only with slack: at a reference onset the lead-in word would take the first word's audio.
         lead_in = last_before[members[0]] if config.lead_in and estimated else ""
         aligned = aligner.align_window(read(start, end), words, offset_s=start, pad=config.pad_windows, lead_in=lead_in,
@@ -263,6 +266,19 @@ def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]
             aligned[0] = dataclasses.replace(aligned[0], start=float(onset))
         out += aligned
     return spread_held_vowel_lines(out, lines) if config.spread_held_vowels else out
+
+
+def held_line_window(encodings: "WindowEncodings", start: float, end: float, line_onsets: list[float], line: int,
+                     duration: float, config: AlignConfig) -> tuple[float, float]:
+    """`start`-`end`, the window of `line`, or a part of it that one transcription window holds (so that
+    the aligner cuts it from that window's encoder output), trimmed by at most `config.held_trim_s` of
+    slack at either end: the line's own stretch, from its onset to the next line's, always stays."""
+    onset = line_onsets[line]
+    following = line_onsets[line + 1] if line + 1 < len(line_onsets) else duration
+    keep_from = min(max(start, onset - config.slack_s + config.held_trim_s), onset)
+    keep_to = max(min(end, following + config.slack_s - config.held_trim_s), min(end, following))
+    held = encodings.held_within(start, end, keep_from, keep_to)
+    return held if held is not None else (start, end)
 
 
 def spread_held_vowel_lines(words: list[AlignedWord], lines: list[list[str]]) -> list[AlignedWord]:

@@ -60,16 +60,28 @@ class WindowEncodings:
         Never joined from two windows: frames of different 30 s contexts side by side measured
         worse than a fresh encoding (German, 20 s windows across two: onset error 0.39 -> 0.65 s).
         """
+        # Not even a frame's tolerance at the end: a song's last window lacks its last 10 ms, and
+        # a French song's last line cut from it to the song's end went to the end (13 s off).
         holding = [(min(start_s - start, end - end_s), start, frames) for start, end, frames in self.windows
                    if start <= start_s + 1e-6 and end_s <= end + 1e-6]
         if not holding:
             return None
         _, start, frames = max(holding, key=lambda item: item[0])
         first = int(np.floor((start_s - start) * self.FRAMES_PER_SECOND + 1e-6))
-        last = int(np.ceil((end_s - start) * self.FRAMES_PER_SECOND - 1e-6))
+        last = min(len(frames), int(np.ceil((end_s - start) * self.FRAMES_PER_SECOND - 1e-6)))
         if last - first < 2:
             return None
         return start + first / self.FRAMES_PER_SECOND, frames[first:last]
+
+    def held_within(self, start_s: float, end_s: float, keep_from_s: float, keep_to_s: float) -> tuple[float, float] | None:
+        """The longest stretch inside `start_s`-`end_s` that still holds `keep_from_s`-`keep_to_s` and
+        that one window holds (its audio: `covering` then cuts it); None when none does."""
+        best = None
+        for start, end, _ in self.windows:
+            low, high = max(start_s, start), min(end_s, end)
+            if low <= keep_from_s + 1e-9 and high >= keep_to_s - 1e-9 and (best is None or high - low > best[1] - best[0]):
+                best = (low, high)
+        return best
 
     def nearest_held_start(self, start_s: float, length_s: float, low_s: float, high_s: float) -> float | None:
         """The start nearest `start_s`, within `low_s`-`high_s`, of a `length_s` stretch that one window holds."""
