@@ -938,6 +938,10 @@ def test_a_last_window_of_under_two_seconds_is_not_transcribed_and_a_longer_one_
     features = np.random.default_rng(1).standard_normal((80, 3151)).astype(np.float32)
     _RECORDING.features, _RECORDING.encodings = features, WindowEncodings()
     try:
+        # text only (no word times: a lyrics-match WER), the last window keeps its padding
+        assert np.array(model.encode(pad_or_trim(features[:, 2900:3150]))).shape == (1, 1500, 512)
+        _RECORDING.encodings.windows.clear()
+        _RECORDING.unpadded_last_window = True
         with pytest.raises(_ShortLastWindow):
             model.encode(pad_or_trim(features[:, 3000:3150]))  # 1.5 s of content
         last = np.array(model.encode(pad_or_trim(features[:, 2900:3150])))  # 2.5 s: its 250 frames only
@@ -951,7 +955,7 @@ def test_a_last_window_of_under_two_seconds_is_not_transcribed_and_a_longer_one_
         _RECORDING.features = features[:, :1001]
         assert np.array(model.encode(pad_or_trim(features[:, 0:1000]))).shape == (1, 1500, 512)
     finally:
-        _RECORDING.features, _RECORDING.encodings = None, None
+        _RECORDING.features, _RECORDING.encodings, _RECORDING.unpadded_last_window = None, None, False
 
 
 def test_alignment_settings_from_yaml_are_checked_and_kept_hashable(tmp_path):

@@ -117,9 +117,10 @@ def window_start_frame(window: np.ndarray, features: np.ndarray) -> int | None:
 MIN_LAST_WINDOW_S = 2.0
 
 
-# A song's last window with at least this much padding is encoded without it. Placement was
-# unchanged on the benchmark; a French window padded by 0.6 s was transcribed differently
-# unpadded (the song's AAE 0.25 -> 0.35 s) for a 2 % saving on that window.
+# A last window with at least this much padding is encoded without it when words are timed (the
+# placement pass): placement was unchanged on the benchmark; a French window padded by 0.6 s was
+# transcribed differently unpadded (the song's AAE 0.25 -> 0.35 s) for a 2 % saving on it. Text-only
+# transcriptions keep the padding: unpadded, the lyrics-match WER of stretches rose (German 0.40 -> 0.76).
 UNPADDED_LAST_WINDOW_MIN_PADDING_S = 1.0
 
 
@@ -134,9 +135,9 @@ def _recording_whisper_model():
     class RecordingWhisperModel(WhisperModel):
         """faster-whisper's model that keeps each window's encoder output in this thread's
         `WindowEncodings`, when a transcription asked for them, stops before a last window
-        shorter than `MIN_LAST_WINDOW_S` and encodes a longer last one without its padding
-        (`UNPADDED_LAST_WINDOW_MIN_PADDING_S`; audio of one window keeps the padding Whisper was
-        trained with)."""
+        shorter than `MIN_LAST_WINDOW_S` and, when words are timed, encodes a longer last one
+        without its padding (`UNPADDED_LAST_WINDOW_MIN_PADDING_S`; audio of one window keeps the
+        padding Whisper was trained with)."""
 
         def generate_segments(self, features, *args, **kwargs):
             _RECORDING.features = features
@@ -152,7 +153,8 @@ def _recording_whisper_model():
             content = min(window.shape[-1], whole.shape[-1] - 1 - start) if start is not None else window.shape[-1]
             if start and content * hop_s < MIN_LAST_WINDOW_S:
                 raise _ShortLastWindow()
-            if start and (window.shape[-1] - content) * hop_s >= UNPADDED_LAST_WINDOW_MIN_PADDING_S:
+            if (start and getattr(_RECORDING, "unpadded_last_window", False)
+                    and (window.shape[-1] - content) * hop_s >= UNPADDED_LAST_WINDOW_MIN_PADDING_S):
                 # The encoder's cost is in proportion to its frames (benchmark: 4 s a run less).
                 features = np.ascontiguousarray(window[:, :content + content % 2])
             output = super().encode(features)
@@ -235,11 +237,12 @@ def transcribe_faster_whisper(model_dir: str, audio: np.ndarray, language: str, 
     # only at its first sample, so a song's transcripts are independent of the songs before
     # it only after `restart_sampling()` (text-only calls, `word_times=False`, never sample).
     ctranslate2.set_random_seed(seed)
-    _RECORDING.encodings, _RECORDING.features = encodings, None
+    # Text only (a lyrics-match WER, where every word counts), a short last window keeps its padding.
+    _RECORDING.encodings, _RECORDING.features, _RECORDING.unpadded_last_window = encodings, None, word_times
     try:
         return _faster_whisper_words(model, audio, language, hint, word_times, max_tokens, fallback_temperatures)
     finally:
-        _RECORDING.encodings, _RECORDING.features = None, None
+        _RECORDING.encodings, _RECORDING.features, _RECORDING.unpadded_last_window = None, None, False
 
 
 def loaded_faster_whisper(model_dir: str, threads: int = 1,
