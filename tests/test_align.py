@@ -928,6 +928,17 @@ def test_the_transcriptions_encodings_are_the_aligners_own_and_spare_its_encoder
     assert abs(cut[0].start - fresh[0].start) < 0.3
     assert np.median(np.abs([a.start - b.start for a, b in zip(cut, fresh)])) < 0.3
 
+    # a window no transcription window holds is encoded, and kept for the windows inside it
+    held = len(encodings.windows)
+    across = (round(encodings.windows[1][0]) - 1.0, round(encodings.windows[0][1]) + 1.0)  # the first two's overlap
+    assert encodings.covering(*across) is None
+    wide = aligner.align_window(audio[int(across[0] * 16000): int(across[1] * 16000)], ["la"], offset_s=across[0],
+                                encodings=encodings)
+    assert wide and len(encodings.windows) == held + 1
+    assert encodings.windows[-1][:2] == pytest.approx(across)
+    assert len(encodings.windows[-1][2]) == round((across[1] - across[0]) * 50)
+    assert encodings.covering(across[0] + 0.5, across[1] - 0.5) is not None
+
 
 def test_a_last_window_of_under_two_seconds_is_not_transcribed_and_a_longer_one_not_padded():
     from transforms.transcribe import _RECORDING, WindowEncodings, _ShortLastWindow, _recording_whisper_model

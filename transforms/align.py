@@ -135,7 +135,7 @@ class WhisperAligner:
         line's last word, or a symbol) is aligned first to take that audio, then dropped.
         Every time is moved by the model's `onset_correction_s` (never before 0). `encodings`:
         a transcription's encoder outputs of this model; a window inside one of them is cut
-        from it (unless `pad`) instead of encoded.
+        from it (unless `pad`) instead of encoded, and a window encoded afresh is added to them.
         """
         lead = [self.word_tokens([lead_in])[0]] if lead_in.strip() else []
         per_word = lead + self.word_tokens(words)
@@ -151,6 +151,10 @@ class WhisperAligner:
             content = 2 * len(frames)  # in mel frames, as for a mel input
         else:
             features, content = self.encode_window(audio, pad)
+            if encodings is not None and not pad:
+                # kept: a later window inside this one (a line's, in a searched stretch) is cut from it
+                features = self.model.encode(features)
+                encodings.add(offset_s, content * HOP / SAMPLE_RATE, np.array(features)[0])
         result = self.model.align(features, self.tokenizer.sot_sequence, [tokens], content)[0]
         aligned = words_from_alignment([lead_in] * len(lead) + list(words), per_word, result.alignments,
                                        result.text_token_probs, offset_s + self.onset_correction_s)
