@@ -457,19 +457,31 @@ def test_a_chorus_heard_once_goes_to_the_repetition_at_its_place():
     assert sorted(anchor_words(lyric, [(w, t - 45.0) for w, t in heard], span=(0.0, 100.0))) == [4, 5, 6, 7, 8]
 
 
-def test_a_songs_transcript_does_not_depend_on_what_was_transcribed_before(shared):
+def _falling_back_clip(shared) -> np.ndarray:
     # Spanish song, 43-53 s (its "ah ah ah" line): greedy decoding fails there and faster-whisper
-    # falls back to sampling. The samples carry over from call to call in one model; restarted,
-    # the same audio gives the same words whatever came before.
+    # falls back to sampling.
     import librosa
-
-    from transforms.transcribe import restart_sampling, transcribe
 
     clip, _ = librosa.load(shared / "jamendo" / "audio" / "Fantasma_-_Los_Rombos.mp3", sr=16000,
                            offset=43.0, duration=10.0)
+    return clip
+
+
+def _heard_with_times(clip: np.ndarray) -> list[tuple[str, float]]:
+    from transforms.transcribe import transcribe
+
+    return [(w.text, round(w.start, 2)) for w in transcribe("faster-whisper", clip, "es")[0]]
+
+
+def test_a_songs_transcript_does_not_depend_on_what_was_transcribed_before(shared):
+    # The samples carry over from call to call in one model; restarted, the same audio gives the
+    # same words whatever came before.
+    from transforms.transcribe import restart_sampling
+
+    clip = _falling_back_clip(shared)
 
     def heard():
-        return [(w.text, round(w.start, 2)) for w in transcribe("faster-whisper", clip, "es")[0]]
+        return _heard_with_times(clip)
 
     restart_sampling()
     first = heard()
@@ -480,16 +492,13 @@ def test_a_songs_transcript_does_not_depend_on_what_was_transcribed_before(share
 
 def test_a_model_that_has_not_sampled_is_kept_and_samples_as_a_fresh_one(shared):
     # Reloading costs ~0.3 s a song; a model that only decoded greedily has unseeded generators.
-    import librosa
-
     from transforms.transcribe import loaded_faster_whisper, restart_sampling, transcribe
     from transforms.whisper_models import base_dir
 
-    clip, _ = librosa.load(shared / "jamendo" / "audio" / "Fantasma_-_Los_Rombos.mp3", sr=16000,
-                           offset=43.0, duration=10.0)
+    clip = _falling_back_clip(shared)
 
     def heard():
-        return [(w.text, round(w.start, 2)) for w in transcribe("faster-whisper", clip, "es")[0]]
+        return _heard_with_times(clip)
 
     restart_sampling()
     fresh = heard()
