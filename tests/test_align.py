@@ -281,6 +281,22 @@ def test_alignment_stage_keeps_or_rejects_a_failed_song(shared):
     assert stage.transform(no_lyrics).alignment is None
 
 
+def test_alignment_stage_loads_the_transcription_model_at_setup_and_survives_a_missing_one():
+    import dataclasses
+
+    from transforms import transcribe
+    from transforms.align import AlignConfig, AlignLyrics
+    from transforms.quality import QualityConfig
+    from transforms.whisper_models import base_dir
+
+    transcribe._MODELS.pop(("faster-whisper", base_dir(), 1, transcribe.FALLBACK_NO_REPEAT_NGRAM), None)
+    AlignLyrics(AlignConfig(), QualityConfig()).setup()
+    assert ("faster-whisper", base_dir(), 1, transcribe.FALLBACK_NO_REPEAT_NGRAM) in transcribe._MODELS
+    missing = dataclasses.replace(AlignConfig(), transcribe_model_dir="/nonexistent/whisper")
+    AlignLyrics(missing, QualityConfig()).setup()  # the songs meet the error, each kept or rejected
+    assert not any(key[1] == "/nonexistent/whisper" for key in transcribe._MODELS)
+
+
 def test_alignment_stage_rejects_lyrics_of_another_song_and_caches(shared, tmp_path):
     # vocadito's own lyrics pass the lyrics-match check; the JamendoLyrics English song's lyrics on
     # vocadito's audio are rejected as lyrics_mismatch. The second run reads the cached result.

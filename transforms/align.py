@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import numpy as np
 
 from schemas.records import AlignedWord, Song, SongAlignment
-from transforms.rejects import RejectError, RejectingDoFn
+from transforms.rejects import LOG, RejectError, RejectingDoFn
 from transforms.transcribe import FALLBACK_NO_REPEAT_NGRAM, FALLBACK_TEMPERATURES
 
 if TYPE_CHECKING:
@@ -752,6 +752,19 @@ class AlignLyrics(RejectingDoFn):
     def __init__(self, config: AlignConfig, quality: "QualityConfig", cache_dir: str = ""):
         super().__init__()
         self.config, self.quality, self.cache_dir = config, quality, cache_dir
+
+    def setup(self) -> None:
+        # The transcription model serves every language: loaded once per worker here, not in
+        # the first song (the aligners, one per language, load with their first song).
+        from transforms.transcribe import load_transcriber
+
+        if self.config.enabled and (self.config.lyrics_match or self.config.line_times != "source"):
+            try:
+                load_transcriber(self.config.transcriber, self.config.transcribe_model_dir,
+                                 self.config.whisper_timestamped_checkpoint, self.config.threads,
+                                 self.config.fallback_no_repeat_ngram)
+            except Exception as err:  # noqa: BLE001 - each song then meets the error and is counted
+                LOG.warning("[align] transcription model not loaded at setup: %s", err)
 
     def _cache_path(self, song: Song, language: str) -> str:
         import hashlib

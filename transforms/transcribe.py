@@ -257,19 +257,33 @@ def loaded_faster_whisper(model_dir: str, threads: int = 1,
     return _cached(("faster-whisper", model_dir, threads, fallback_no_repeat_ngram), load)
 
 
-def load_transcriber(backend: str, model_dir: str = "", checkpoint: str = "", threads: int = 1,
-                     fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM) -> None:
-    """Load the model `transcribe` would use with these arguments, so that its first call does not."""
-    from transforms.whisper_models import base_dir, load_openai_whisper, openai_checkpoint
+def loaded_openai_whisper(checkpoint: str):
+    """openai-whisper's model of `checkpoint` for whisper-timestamped, loaded once per process."""
+    from transforms.whisper_models import load_openai_whisper
+
+    return _cached(("whisper-timestamped", checkpoint), lambda: load_openai_whisper(checkpoint))
+
+
+def _model_paths(backend: str, model_dir: str, checkpoint: str) -> tuple[str, str]:
+    """(CTranslate2 model directory, openai-whisper checkpoint or "") that `backend` transcribes with."""
+    from transforms.whisper_models import base_dir, openai_checkpoint
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown transcription backend {backend!r}; known: {BACKENDS}")
     model_dir = model_dir or base_dir()
     if backend == "faster-whisper":
+        return model_dir, ""
+    return model_dir, checkpoint or openai_checkpoint(model_dir)
+
+
+def load_transcriber(backend: str, model_dir: str = "", checkpoint: str = "", threads: int = 1,
+                     fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM) -> None:
+    """Load the model `transcribe` would use with these arguments, so that its first call does not."""
+    model_dir, checkpoint = _model_paths(backend, model_dir, checkpoint)
+    if backend == "faster-whisper":
         loaded_faster_whisper(model_dir, threads, fallback_no_repeat_ngram)
     else:
-        checkpoint = checkpoint or openai_checkpoint(model_dir)
-        _cached(("whisper-timestamped", checkpoint), lambda: load_openai_whisper(checkpoint))
+        loaded_openai_whisper(checkpoint)
 
 
 def _faster_whisper_words(model, audio, language, hint, word_times, max_tokens, fallback_temperatures):
@@ -322,10 +336,8 @@ def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language:
     import torch
     import whisper_timestamped
 
-    from transforms.whisper_models import load_openai_whisper
-
     torch.set_num_threads(max(1, threads))
-    model = _cached(("whisper-timestamped", checkpoint), lambda: load_openai_whisper(checkpoint))
+    model = loaded_openai_whisper(checkpoint)
     if not model.is_multilingual:
         language = "en"
     result = whisper_timestamped.transcribe(model, np.asarray(audio, np.float32), language=language or None,
@@ -360,16 +372,11 @@ def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = 
     """
     import os
 
-    from transforms.whisper_models import base_dir, openai_checkpoint
-
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown transcription backend {backend!r}; known: {BACKENDS}")
-    model_dir = model_dir or base_dir()
+    model_dir, checkpoint = _model_paths(backend, model_dir, checkpoint)
     if backend == "faster-whisper":
         words = transcribe_faster_whisper(model_dir, audio, language, threads, hint, word_times, max_tokens, seed,
                                           fallback_no_repeat_ngram, tuple(fallback_temperatures), encodings)
         return words, os.path.basename(model_dir.rstrip("/"))
-    checkpoint = checkpoint or openai_checkpoint(model_dir)
     return (transcribe_whisper_timestamped(checkpoint, audio, language, threads, hint, max_tokens, seed,
                                            tuple(fallback_temperatures)),
             os.path.basename(checkpoint))
