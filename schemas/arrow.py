@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.2.0"
+SCHEMA_VERSION = "1.3.0"
 SCHEMA_VERSION_KEY = b"lyricbeam.schema_version"
 CONFIG_KEY = b"lyricbeam.config"
 
@@ -44,6 +44,7 @@ ALIGNMENT = pa.struct([
     ("mean_confidence", pa.float32()),
     ("aligned_fraction", pa.float32()),
     ("lyrics_match_wer", pa.float32()),
+    ("lyrics_match_shared", pa.float32()),
     ("transcript_backend", pa.string()),
     ("transcript_model", pa.string()),
     ("source_onset_offset_s", pa.float32()),
@@ -88,6 +89,7 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "segment_words": (pa.list_(WORD), "Words inside the segment, times relative to its start"),
     "alignment": (ALIGNMENT, "Forced alignment of the lyrics: per word text, start, end (s), confidence; backend, "
                   "model, language, line placement, mean confidence, share of words aligned, lyrics-match WER, "
+                  "share of distinctive words (>= 4 letters) the transcript shares with the lyrics, "
                   "median offset of our onsets from the source's (s); null = not aligned"),
     "segment_aligned_words": (pa.list_(ALIGNED_WORD), "Aligned words of the segment's line, times relative to "
                               "its start; null = song not aligned"),

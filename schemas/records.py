@@ -56,6 +56,7 @@ class SongAlignment:
     mean_confidence: float
     aligned_fraction: float
     lyrics_match_wer: Optional[float] = None
+    lyrics_match_shared: Optional[float] = None  # transcribe.shared_word_share; None = too few words to judge
     transcript_backend: str = ""
     transcript_model: str = ""
     source_onset_offset_s: Optional[float] = None  # median(our word onsets - the source's own), DALI
@@ -70,6 +71,8 @@ class Reject:
     stage: str
     reason: str
     detail: str = ""
+    value: Optional[float] = None  # a quality filter's measured value
+    threshold: Optional[float] = None  # and the threshold it failed
 
     def to_json_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,7 +116,9 @@ class Song:
     vocal_activity: float = -1.0  # p90 of Silero VAD speech probability; -1 = not measured
     lyrics_language: str = ""
     lyrics_language_confidence: float = 0.0
+    lyrics_language_share: float = -1.0  # share of lyric words that look the metadata's language; -1 = not measured
     lyrics_match_wer: Optional[float] = None  # from the alignment stage, when it ran
+    lyrics_match_shared: Optional[float] = None  # likewise: distinctive words shared with the transcript
     alignment_score: Optional[float] = None  # the alignment's mean confidence, when it ran
     alignment: Optional[SongAlignment] = None
     fingerprint: Any = None  # transforms.fingerprint.Fingerprint; not written

@@ -447,23 +447,25 @@ def densest_stretches(onsets: list[float], duration: float, count: int, length_s
 
 def sampled_lyrics_match(read: Callable, duration: float, words: list[AlignedWord], language: str,
                          config: AlignConfig):
-    """(WER, transcript, model) of the lyrics against a transcript of the song's wordiest stretches.
+    """(WER, shared distinctive words, transcript, model) of the lyrics against a transcript of the
+    song's wordiest stretches (`transcribe.lyrics_match_wer`, `transcribe.shared_word_share`).
 
     The aligned word times say which lyric words each stretch holds, so a few 30 s stretches
     measure the match at a fraction of a whole-song transcription (`lyrics_match_chunks`;
     0 transcribes the whole song).
     """
-    from transforms.transcribe import lyrics_match_wer
+    from transforms.transcribe import lyrics_match_wer, shared_word_share
 
     if config.lyrics_match_chunks <= 0:
         heard, model = transcribe_song(read, duration, language, config, word_times=False)
-        return lyrics_match_wer([w.text for w in words], heard), heard, model
+        lyric = [w.text for w in words]
+        return lyrics_match_wer(lyric, heard), shared_word_share(lyric, heard), heard, model
     heard, expected, model = [], [], ""
     for start, end in densest_stretches([w.start for w in words], duration, config.lyrics_match_chunks):
         part, model = transcribe_song(read, end, language, config, start=start, word_times=False)
         heard += part
         expected += [w.text for w in words if start <= w.start < end]
-    return lyrics_match_wer(expected, heard), heard, model
+    return lyrics_match_wer(expected, heard), shared_word_share(expected, heard), heard, model
 
 
 def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list[list[str]], anchors: dict[int, float],
@@ -614,7 +616,7 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     lyrics is measured.
     """
     from transforms.line_placement import place_lines
-    from transforms.transcribe import lyrics_match_wer, restart_sampling
+    from transforms.transcribe import lyrics_match_wer, restart_sampling, shared_word_share
 
     if config.line_times not in LINE_TIMES:
         raise ValueError(f"align.line_times must be one of {LINE_TIMES}")
@@ -695,13 +697,14 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
                                        encodings=final_encodings)
         placement = "transcript"
     wer = lyrics_match_wer(flat, heard) if heard is not None else None
+    shared = shared_word_share(flat, heard) if heard is not None else None
     if use_source and config.lyrics_match:
-        wer, heard, transcript_model = sampled_lyrics_match(heard_read, duration, words, language, config)
+        wer, shared, heard, transcript_model = sampled_lyrics_match(heard_read, duration, words, language, config)
     return SongAlignment(
         backend=BACKEND, model=model_name, language=language, line_placement=placement, words=words,
         mean_confidence=float(np.mean([w.confidence for w in words])) if words else 0.0,
         aligned_fraction=float(np.mean([w.aligned for w in words])) if words else 0.0,
-        lyrics_match_wer=wer,
+        lyrics_match_wer=wer, lyrics_match_shared=shared,
         transcript_backend=config.transcriber if heard is not None else "", transcript_model=transcript_model,
         source_onset_offset_s=offset)
 
@@ -824,6 +827,7 @@ class AlignLyrics(RejectingDoFn):
             return song.replace(alignment=None)
         self._count("aligned")
         song = song.replace(alignment=result, lyrics_match_wer=result.lyrics_match_wer,
+                            lyrics_match_shared=result.lyrics_match_shared,
                             alignment_score=result.mean_confidence)
         from transforms.quality import check_lyrics_match
 

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from schemas.records import AnnotationEvent, Song
 from transforms.audio_store import AudioFileWriter, audio_file_path, read_sidecar
-from transforms.quality import bandwidth_hz, clip_fraction
+from transforms.quality import Verdict, bandwidth_hz, pinned_to_peak
 from transforms.rejects import RejectError, RejectingDoFn
 
 
@@ -118,17 +118,26 @@ def check_audio(mono: np.ndarray, rate: int, config: CleanConfig) -> float:
     return check_audio_stats(mono.shape[0], rms, rate, config)
 
 
+def audio_verdicts(samples: int, rms: float, rate: int, config: CleanConfig) -> list[Verdict]:
+    """The audio-level filters' verdicts (`too_short`, `too_long`, `silent_audio`) on a decoded song."""
+    duration = samples / rate
+    level = float(20 * np.log10(rms)) if rms > 0 else -np.inf
+    shown = level if np.isfinite(level) else None
+    return [
+        Verdict("too_short", duration, config.min_duration_s, duration >= config.min_duration_s,
+                f"{duration:.2f} s < {config.min_duration_s} s"),
+        Verdict("too_long", duration, config.max_duration_s, duration <= config.max_duration_s,
+                f"{duration:.1f} s > {config.max_duration_s} s"),
+        Verdict("silent_audio", shown, config.silence_dbfs, level >= config.silence_dbfs,
+                f"RMS {level:.1f} dBFS < {config.silence_dbfs} dBFS"),
+    ]
+
+
 def check_audio_stats(samples: int, rms: float, rate: int, config: CleanConfig) -> float:
     """`check_audio` from the sample count and RMS level alone."""
-    duration = samples / rate
-    if duration < config.min_duration_s:
-        raise RejectError("too_short", f"{duration:.2f} s < {config.min_duration_s} s")
-    if duration > config.max_duration_s:
-        raise RejectError("too_long", f"{duration:.1f} s > {config.max_duration_s} s")
-    level = 20 * np.log10(rms) if rms > 0 else -np.inf
-    if level < config.silence_dbfs:
-        raise RejectError("silent_audio", f"RMS {level:.1f} dBFS < {config.silence_dbfs} dBFS")
-    return duration
+    for verdict in audio_verdicts(samples, rms, rate, config):
+        verdict.raise_if_failed()
+    return samples / rate
 
 
 def check_times(levels: dict[str, list[AnnotationEvent]], duration: float, tolerance: float,
@@ -287,8 +296,8 @@ def _bandwidth_slices(frames: int, rate: int, max_seconds: float = 60.0) -> list
 
 
 def _count_clipped(level: np.ndarray, peak: float, run: int, clipped: int) -> tuple[int, int]:
-    # Runs of >= 4 samples pinned within 2 LSB of the peak, carried across blocks.
-    pinned = level >= peak - 2.0 / 32768
+    # Runs of >= 4 samples pinned at the peak (quality.pinned_to_peak), carried across blocks.
+    pinned = pinned_to_peak(level, peak)
     for value in pinned if len(pinned) < 64 else ():
         run, clipped = (run + 1, clipped) if value else (0, clipped + (run if run >= 4 else 0))
     if len(pinned) >= 64:

@@ -24,10 +24,13 @@ LOG = logging.getLogger("lyricbeam")
 class RejectError(Exception):
     """An input that cannot become a row. `reason` is a short machine-readable code."""
 
-    def __init__(self, reason: str, detail: str = ""):
+    def __init__(self, reason: str, detail: str = "", value: float | None = None, threshold: float | None = None):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+        # A filter's measured value and the threshold it failed, where there is one.
+        self.value = value
+        self.threshold = threshold
 
 
 def reject_counter_name(reason: str) -> str:
@@ -74,7 +77,7 @@ class RejectingDoFn(beam.DoFn):
         except RejectError as err:
             self._count(reject_counter_name(err.reason))
             yield beam.pvalue.TaggedOutput(
-                REJECTS, Reject(song.song_id, song.source_path, self.stage, err.reason, err.detail)
+                REJECTS, Reject(song.song_id, song.source_path, self.stage, err.reason, err.detail, err.value, err.threshold)
             )
             return
         except Exception as err:  # noqa: BLE001 - one bad song must not kill the job
