@@ -104,11 +104,12 @@ def evaluate(jamendo_dir: str, songs: list[str] | None = None, reference_lines: 
                        duration_s=duration, align_s=seconds, placement=result.line_placement,
                        mean_confidence=result.mean_confidence, aligned_fraction=result.aligned_fraction,
                        lyrics_match_wer=result.lyrics_match_wer, transcript=result.transcript_backend,
-                       source_onset_offset_s=result.source_onset_offset_s)
+                       source_onset_offset_s=result.source_onset_offset_s,
+                       placement_score=result.placement_score, suspect=result.suspect)
         per_song[name] = metrics
     summary = average_over_songs(per_song)
     mode = "reference_lines" if reference_lines else "audio_and_lyrics_only"
-    return {"mode": mode, "threads": threads, "reference_shift_s": reference_shift_s if reference_lines else 0.0,
+    return {"mode": mode, "threads": threads, "cpu": cpu_description(), "reference_shift_s": reference_shift_s if reference_lines else 0.0,
             "config": dataclasses.asdict(config), **summary,
             "worst_song_aae": max(m["aae"] for m in per_song.values()), "songs": per_song}
 
@@ -123,8 +124,11 @@ def over_seeds(reports: list[dict]) -> dict:
     for name, first in reports[0]["songs"].items():
         runs = [r["songs"][name] for r in reports]
         songs[name] = {**first, **{k: float(np.mean([m[k] for m in runs])) for k in keys},
-                       "aae_by_seed": [m["aae"] for m in runs], "pco_by_seed": [m["pco"] for m in runs]}
+                       "aae_by_seed": [m["aae"] for m in runs], "pco_by_seed": [m["pco"] for m in runs],
+                       "suspect": any(m.get("suspect") for m in runs),
+                       "suspect_by_seed": [bool(m.get("suspect")) for m in runs]}
     return {**{k: reports[0][k] for k in ("mode", "threads", "reference_shift_s", "config")},
+            "cpu": reports[0].get("cpu", ""),
             "seeds": [r["config"]["transcribe_seed"] for r in reports],
             **{k: float(np.mean([r[k] for r in reports])) for k in keys},
             "worst_song_aae": max(r["worst_song_aae"] for r in reports), "songs": songs,
@@ -135,23 +139,45 @@ def table(report: dict) -> str:
     shift = f", line onsets shifted {report['reference_shift_s']:+.2f} s" if report.get("reference_shift_s") else ""
     rows = [f"mode: {report['mode']}  (threads {report['threads']}{shift})",
             f"{'song':32s} {'lang':>4s} {'AAE s':>7s} {'med AE':>7s} {'PCO':>6s} {'RTF':>6s} {'WER':>5s} "
-            f"{'offset':>6s}  model / placement"]
+            f"{'offset':>6s} {'score':>6s} {'suspect':>7s}  model / placement"]
     for name, m in report["songs"].items():
         wer = f"{m['lyrics_match_wer']:5.2f}" if m.get("lyrics_match_wer") is not None else f"{'-':>5s}"
         offset = (f"{m['source_onset_offset_s']:+6.2f}" if m.get("source_onset_offset_s") is not None
                   else f"{'-':>6s}")
+        score = f"{m['placement_score']:6.3f}" if m.get("placement_score") is not None else f"{'-':>6s}"
+        suspect = "yes" if m.get("suspect") else "no"
         rows.append(f"{name[:32]:32s} {m['language']:>4s} {m['aae']:7.3f} {m['median_ae']:7.3f} "
-                    f"{m['pco']:6.1%} {m['rtf']:6.3f} {wer} {offset}  {m['model']} / {m['placement']}")
+                    f"{m['pco']:6.1%} {m['rtf']:6.3f} {wer} {offset} {score} {suspect:>7s}  {m['model']} / {m['placement']}")
     rows.append(f"{'mean over songs':32s} {'':>4s} {report['aae']:7.3f} {report['median_ae']:7.3f} "
                 f"{report['pco']:6.1%} {report['rtf']:6.3f}")
     if report.get("seed_runs"):
         rows.insert(1, f"averaged over {len(report['seeds'])} transcription seeds {report['seeds']}")
         for run in report["seed_runs"]:
-            per_song = " ".join(f"{m['aae']:.3f}" for m in run["songs"].values())
+            per_song = " ".join(f"{m['aae']:.3f}{'*' if m.get('suspect') else ''}" for m in run["songs"].values())
             rows.append(f"{'  seed ' + str(run['config']['transcribe_seed']):32s} {'':>4s} {run['aae']:7.3f} "
                         f"{run['median_ae']:7.3f} {run['pco']:6.1%} {run['rtf']:6.3f}  songs' AAE {per_song}, "
                         f"worst {run['worst_song_aae']:.3f}")
+        rows.append("  (* = flagged suspect)")
+    rows.append(f"CPU: {cpu_description()}")
     return "\n".join(rows)
+
+
+def cpu_description() -> str:
+    """The CPU model and the instruction set CTranslate2 was told to use, for every reported figure."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        import platform
+
+        model = platform.processor() or platform.machine()
+    isa = os.environ.get("CT2_FORCE_CPU_ISA", "default")
+    mkl = os.environ.get("CT2_USE_MKL", "default")
+    return f"{model}; CT2_FORCE_CPU_ISA={isa}, CT2_USE_MKL={mkl}"
 
 
 def main(args) -> int:

@@ -109,6 +109,8 @@ def build_stats(config: PipelineConfig, output_dir: str, songs_in: int, shards: 
         "audio_seconds_per_split": audio_per_split,
         "rejects_by_reason": dict(sorted(by_reason.items())),
         "rejects_by_stage": dict(sorted(by_stage.items())),
+        # Songs kept whose line placement the evidence does not support (alignment.suspect).
+        "alignment_suspect": counters.get("align", {}).get("suspect", 0),
         "wall_seconds": wall_s,
         "audio_seconds_per_wall_second": audio_s / wall_s if wall_s > 0 else 0.0,
         "stages": counters,
@@ -187,6 +189,7 @@ def summary_table(stats: dict) -> str:
         ("songs out", f"{stats['songs_out']}"),
         ("segments out", f"{stats['segments_out']}"),
         ("rejected", f"{stats['rejected']}"),
+        ("songs with a suspect alignment", f"{stats.get('alignment_suspect', 0)}"),
         ("songs out + rejected == songs in", "yes" if stats["accounted"] else "NO"),
         ("hours of audio out", f"{stats['audio_hours']:.4f}"),
         ("wall time (s)", f"{stats['wall_seconds']:.1f}"),

@@ -48,6 +48,8 @@ ALIGNMENT = pa.struct([
     ("transcript_backend", pa.string()),
     ("transcript_model", pa.string()),
     ("source_onset_offset_s", pa.float32()),
+    ("placement_score", pa.float32()),
+    ("suspect", pa.bool_()),
 ])
 MATRIX = pa.list_(pa.list_(pa.float32()))
 VECTOR = pa.list_(pa.float32())
@@ -90,7 +92,8 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "alignment": (ALIGNMENT, "Forced alignment of the lyrics: per word text, start, end (s), confidence; backend, "
                   "model, language, line placement, mean confidence, share of words aligned, lyrics-match WER, "
                   "share of distinctive words (>= 4 letters) the transcript shares with the lyrics, "
-                  "median offset of our onsets from the source's (s); null = not aligned"),
+                  "median offset of our onsets from the source's (s), placement score, suspect (the evidence does not "
+                  "support the line placement: word times may be far off); null = not aligned"),
     "segment_aligned_words": (pa.list_(ALIGNED_WORD), "Aligned words of the segment's line, times relative to "
                               "its start; null = song not aligned"),
     "instruments": (pa.list_(pa.string()), "Instruments present (MusicNet)"),

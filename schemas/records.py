@@ -60,6 +60,8 @@ class SongAlignment:
     transcript_backend: str = ""
     transcript_model: str = ""
     source_onset_offset_s: Optional[float] = None  # median(our word onsets - the source's own), DALI
+    placement_score: Optional[float] = None  # how well the evidence supports where the lines were put (align.placement_score)
+    suspect: bool = False  # the placement score is below align.placement_min_score: word times may be far off
 
 
 @dataclasses.dataclass

