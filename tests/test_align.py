@@ -1008,3 +1008,35 @@ def test_alignment_settings_from_yaml_are_checked_and_kept_hashable(tmp_path):
     path.write_text("inputs: {dali_dir: dali}\nalign: {reuse_encodings: sometimes}\n")
     with pytest.raises(ConfigError, match="reuse_encodings"):
         load_config(str(path))
+
+
+def test_a_placement_the_evidence_does_not_support_is_retried_marked_and_rejected_when_required(shared):
+    # vocadito placed from its transcript alone, against a bar no placement reaches: every retry
+    # (seeds 0, 1) is tried, the best kept and marked suspect; with align.required it is rejected.
+    import dataclasses
+
+    from transforms.align import AlignConfig, AlignLyrics, placement_by_transcripts
+    from transforms.quality import QualityConfig
+    from transforms.rejects import RejectError
+
+    lines, _ = _vocadito_lines(shared)
+    song = _song_with_lyrics(shared, lines)
+    strict = dataclasses.replace(AlignConfig(), line_times="transcript", placement_min_score=0.99, placement_retries=1)
+    read = lambda a, b: song.audio[int(a * 16000): int(b * 16000)]  # noqa: E731
+    from transforms.align import aligner_for
+
+    aligner, _ = aligner_for("tl", strict)
+    best = placement_by_transcripts(read, read, song.duration, lines, "tl", strict, aligner)
+    assert 0.0 < best.score < 0.99 and best.seed in (0, 1)
+    lenient = dataclasses.replace(strict, placement_min_score=0.0)
+    assert placement_by_transcripts(read, read, song.duration, lines, "tl", lenient, aligner).seed == 0
+    stage = AlignLyrics(strict, QualityConfig())
+    stage.start_bundle()
+    kept = stage.transform(song)
+    assert kept.alignment.suspect and kept.alignment.placement_score == pytest.approx(best.score)
+    assert kept.alignment.line_placement == "transcript"
+    required = AlignLyrics(dataclasses.replace(strict, required=True), QualityConfig())
+    required.start_bundle()
+    with pytest.raises(RejectError) as err:
+        required.transform(song)
+    assert err.value.reason == "alignment_failed" and err.value.threshold == 0.99

@@ -52,6 +52,8 @@ def test_every_reject_reason(sample_run):
         assert r["stage"] and r["source_path"] and r["detail"]
     stats = json.loads((sample_run / "stats.json").read_text())
     assert stats["rejects_by_reason"]["duplicate_of"] == 1
+    # The sample's songs are aligned at their own line times: none is placed from a transcript.
+    assert stats["alignment_suspect"] == 0 and stats["stages"]["align"].get("aligned", 0) >= 2
 
 
 def test_datasets_reads_segments_and_audio_decodes_with_soundfile(sample_run):
