@@ -310,7 +310,7 @@ def write_results(rows: list[dict], out: str, seconds: float) -> None:
     with open(out + ".txt", "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
     with open(out + ".json", "w", encoding="utf-8") as handle:
-        json.dump({"cpu": cpu_name(), "seconds": round(seconds, 1), "rows": rows}, handle, indent=1)
+        json.dump({"cpu": cpu_name(), "seconds": round(seconds, 1), "rows": rows}, handle, separators=(",", ":"))
     print("\n".join(lines[:40 + len(false) + len(missed)]))
 
 
