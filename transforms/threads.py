@@ -6,7 +6,7 @@ stages in one process, so a stage that leaves torch at the count it found, or at
 chose, makes another stage's results depend on what ran before it. Each torch computation
 runs inside `torch_threads(n)` with its own configured count, and the count it found is put
 back afterwards. (CTranslate2 models take their count when built and are cached per count;
-Silero VAD's ONNX session is built single-threaded.)
+Silero VAD's ONNX model runs on one thread, as faster-whisper builds it.)
 """
 from __future__ import annotations
 
