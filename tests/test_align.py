@@ -1015,7 +1015,7 @@ def test_a_placement_the_evidence_does_not_support_is_retried_marked_and_rejecte
     # (seeds 0, 1) is tried, the best kept and marked suspect; with align.required it is rejected.
     import dataclasses
 
-    from transforms.align import AlignConfig, AlignLyrics, placement_by_transcripts
+    from transforms.align import AlignConfig, AlignLyrics, aligner_for, placement_by_transcripts
     from transforms.quality import QualityConfig
     from transforms.rejects import RejectError
 
@@ -1023,8 +1023,6 @@ def test_a_placement_the_evidence_does_not_support_is_retried_marked_and_rejecte
     song = _song_with_lyrics(shared, lines)
     strict = dataclasses.replace(AlignConfig(), line_times="transcript", placement_min_score=0.99, placement_retries=1)
     read = lambda a, b: song.audio[int(a * 16000): int(b * 16000)]  # noqa: E731
-    from transforms.align import aligner_for
-
     aligner, _ = aligner_for("tl", strict)
     best = placement_by_transcripts(read, read, song.duration, lines, "tl", strict, aligner)
     assert 0.0 < best.score < 0.99 and best.seed in (0, 1)

@@ -1,5 +1,6 @@
 """Same inputs and config give identical rows, whatever the runner mode and worker count."""
 import hashlib
+import pathlib
 
 import pyarrow.parquet as pq
 
@@ -49,7 +50,7 @@ def song_rows(item, config) -> dict:
     from transforms.sources import read_dali_song
     from transforms.write import rows_to_table
 
-    song = read_dali_song(item, open(item.annotation_path, "rb").read())
+    song = read_dali_song(item, pathlib.Path(item.annotation_path).read_bytes())
     for stage in (CleanSong(config.audio), QualityFilter(config.quality), AlignLyrics(config.align, config.quality)):
         stage.setup()
         stage.start_bundle()

@@ -733,8 +733,6 @@ def placed_by_transcript(read: Callable, heard_read: Callable, duration: float, 
                          seed: int) -> TranscriptPlacement:
     """Lines placed from a transcript sampled with `seed` (`line_placement.place_lines`, then the
     aligner's search for unanchored lines), and the words aligned in windows at those lines."""
-    import dataclasses
-
     from transforms.line_placement import place_lines
     from transforms.transcribe import restart_sampling
 
