@@ -587,6 +587,26 @@ def test_a_chorus_matched_to_the_wrong_repetition_moves_to_the_one_that_fits():
     assert settled_anchors(hinted_wrong, lyrics, 62.0)[0] != moved
 
 
+def test_anchors_of_several_transcripts_merge_where_they_agree():
+    from transforms.line_placement import agreed_anchors
+
+    first = {3: 10.0, 4: 10.4, 9: 20.0, 12: 80.0}
+    second = {3: 10.2, 4: 10.5, 7: 15.0, 12: 31.0}
+    third = {12: 30.6}
+    merged, agreed = agreed_anchors([first, second, third])
+    # each transcript's own words are kept; the shared ones take their median time
+    assert merged[3] == pytest.approx(10.1) and merged[4] == pytest.approx(10.45)
+    assert merged[7] == 15.0 and merged[9] == 20.0
+    # word 12 heard at 80 s once and near 31 s twice: the two that agree win
+    assert merged[12] == pytest.approx(30.8)
+    assert agreed == {3, 4, 12}
+    # two transcripts disagreeing alone: neither is believed
+    merged, agreed = agreed_anchors([first, {12: 31.0}])
+    assert 12 not in merged and agreed == set()
+    # one transcript: its anchors as they are
+    assert agreed_anchors([first]) == (first, set())
+
+
 def test_lines_after_an_instrumental_passage_are_found_by_the_aligner(shared):
     # Spanish song: line 13 (ooh ooh ooh ooh) starts at 96.2 s, 19 s after line 12 ends. With
     # anchors on lines 12 and 14 only, the window opened at line 12 holds no singing for its
@@ -1011,8 +1031,9 @@ def test_alignment_settings_from_yaml_are_checked_and_kept_hashable(tmp_path):
 
 
 def test_a_placement_the_evidence_does_not_support_is_retried_marked_and_rejected_when_required(shared):
-    # vocadito placed from its transcript alone, against a bar no placement reaches: every retry
-    # (seeds 0, 1) is tried, the best kept and marked suspect; with align.required it is rejected.
+    # vocadito placed from its transcript alone, against a bar no placement reaches: the retry
+    # (the anchors of seeds 0 and 1) is tried, the best kept and marked suspect; with
+    # align.required it is rejected.
     import dataclasses
 
     from transforms.align import AlignConfig, AlignLyrics, aligner_for, placement_by_transcripts
@@ -1025,9 +1046,9 @@ def test_a_placement_the_evidence_does_not_support_is_retried_marked_and_rejecte
     read = lambda a, b: song.audio[int(a * 16000): int(b * 16000)]  # noqa: E731
     aligner, _ = aligner_for("tl", strict)
     best = placement_by_transcripts(read, read, song.duration, lines, "tl", strict, aligner)
-    assert 0.0 < best.score < 0.99 and best.seed in (0, 1)
+    assert 0.0 < best.score < 0.99 and best.transcripts in (1, 2)
     lenient = dataclasses.replace(strict, placement_min_score=0.0)
-    assert placement_by_transcripts(read, read, song.duration, lines, "tl", lenient, aligner).seed == 0
+    assert placement_by_transcripts(read, read, song.duration, lines, "tl", lenient, aligner).transcripts == 1
     stage = AlignLyrics(strict, QualityConfig())
     stage.start_bundle()
     kept = stage.transform(song)

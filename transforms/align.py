@@ -82,8 +82,9 @@ class AlignConfig:
     onset_correction_s: Optional[float] = None  # added to every aligned time; None: the bundled model's measured bias (ONSET_CORRECTION_S), 0 for others
     min_aligned_fraction: float = 0.5  # below it the alignment counts as failed
     # Line placement without source times: a placement whose score (`placement_score`) is below
-    # `placement_min_score` is tried again from transcripts of the next `placement_retries` seeds,
-    # the best kept; still below, the song is marked `suspect` (rejected when `required`).
+    # `placement_min_score` is tried again with the next seed's transcript added to the evidence
+    # (up to `placement_retries` times), the best kept; still below, the song is marked `suspect`
+    # (rejected when `required`).
     # Calibrated on 44 single-transcript runs (bench/results/align_robustness_single_transcript.txt):
     # the 10 that slid (AAE 2.8-47 s) scored 0.061-0.123, the 34 within 2 s 0.132-0.602.
     placement_min_score: float = 0.13
@@ -688,13 +689,13 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
 
 
 class TranscriptPlacement(NamedTuple):
-    """One placement of a song's lines from one transcript, and its support (`placement_score`)."""
+    """One placement of a song's lines from the anchors of `transcripts` transcripts, and its support (`placement_score`)."""
 
     words: list[AlignedWord]
     heard: list
     transcript_model: str
     score: float
-    seed: int
+    transcripts: int
 
 
 def placement_score(words: list[AlignedWord]) -> float:
@@ -710,40 +711,51 @@ def placement_score(words: list[AlignedWord]) -> float:
 
 def placement_by_transcripts(read: Callable, heard_read: Callable, duration: float, lines: list[list[str]],
                              language: str, config: AlignConfig, aligner: WhisperAligner) -> TranscriptPlacement:
-    """The best-supported placement of `lines` from one transcript, or more when the first is doubtful.
+    """The best-supported placement of `lines`, from more transcripts when the first is doubtful.
 
     A transcript's small numeric differences (another CPU's kernels, another seed) can move a
-    block of lines to another repetition of a chorus. A placement scoring below
-    `placement_min_score` is tried again from transcripts sampled with the next seeds
-    (`placement_retries` of them, stopping at the first that scores above it), and the
-    placement with the highest score is kept.
+    block of lines to another repetition of a chorus, and one transcript of a hard mix anchors
+    only a few lyric words. While the best placement scores below `placement_min_score`, the
+    transcript of the next seed is added and the lines are placed again from the anchors of
+    all of them (`line_placement.agreed_anchors`), `placement_retries` times at most. The
+    highest-scoring placement is kept.
     """
-    attempts = [placed_by_transcript(read, heard_read, duration, lines, language, config, aligner,
-                                     config.transcribe_seed)]
-    for retry in range(1, max(0, config.placement_retries) + 1):
-        if max(a.score for a in attempts) >= config.placement_min_score:
+    flat = [w for line in lines for w in line]
+    placer = placement_aligner_for(language, config)  # its tokenizer is the transcription model's
+    encodings = transcription_encodings(config, read is heard_read)
+    transcripts: list[list] = []
+    attempts: list[TranscriptPlacement] = []
+    for seed in range(config.transcribe_seed, config.transcribe_seed + 1 + max(0, config.placement_retries)):
+        if attempts and max(a.score for a in attempts) >= config.placement_min_score:
             break
-        attempts.append(placed_by_transcript(read, heard_read, duration, lines, language, config, aligner,
-                                             config.transcribe_seed + retry))
+        # Only the first transcript's encoder outputs are kept: the encoder does not sample.
+        transcripts.append(placement_transcript(heard_read, duration, flat, language, config, placer, seed,
+                                                encodings if not transcripts else None))
+        attempts.append(placed_from_transcripts(read, heard_read, duration, lines, language, config, aligner,
+                                                placer, transcripts, encodings))
     return max(attempts, key=lambda a: a.score)
 
 
-def placed_by_transcript(read: Callable, heard_read: Callable, duration: float, lines: list[list[str]],
-                         language: str, config: AlignConfig, aligner: WhisperAligner,
-                         seed: int) -> TranscriptPlacement:
-    """Lines placed from a transcript sampled with `seed` (`line_placement.place_lines`, then the
-    aligner's search for unanchored lines), and the words aligned in windows at those lines."""
-    from transforms.line_placement import place_lines
+def placement_transcript(heard_read: Callable, duration: float, flat: list[str], language: str, config: AlignConfig,
+                         placer: WhisperAligner, seed: int, encodings: Optional["WindowEncodings"]):
+    """The song's transcript sampled with `seed` (where decoding falls back to sampling), its model's name."""
     from transforms.transcribe import restart_sampling
 
     config = dataclasses.replace(config, transcribe_seed=seed)
-    flat = [w for line in lines for w in line]
-    placer = placement_aligner_for(language, config)  # its tokenizer is the transcription model's
     restart_sampling()  # the song's placement transcripts depend on this song and seed only
-    encodings = transcription_encodings(config, read is heard_read)
-    heard, transcript_model = transcribe_song(heard_read, duration, language, config,
-                                              max_tokens=transcript_token_limit(placer, flat, duration, config),
-                                              encodings=encodings)
+    return transcribe_song(heard_read, duration, language, config,
+                           max_tokens=transcript_token_limit(placer, flat, duration, config), encodings=encodings)
+
+
+def placed_from_transcripts(read: Callable, heard_read: Callable, duration: float, lines: list[list[str]],
+                            language: str, config: AlignConfig, aligner: WhisperAligner, placer: WhisperAligner,
+                            transcripts: list, encodings: Optional["WindowEncodings"]) -> TranscriptPlacement:
+    """Lines placed from the anchors of `transcripts` ((words, model) pairs; `line_placement.place_lines`),
+    then the aligner's search for unanchored lines, and the words aligned in windows at those lines."""
+    from transforms.line_placement import place_lines
+
+    flat = [w for line in lines for w in line]
+    heard, transcript_model = transcripts[0]
     placer_encodings = encodings if encodings is not None and same_model(placer, config) else None
     final_encodings = placer_encodings if config.reuse_encodings == "all" and aligner is placer else None
 
@@ -764,13 +776,14 @@ def placed_by_transcript(read: Callable, heard_read: Callable, duration: float, 
 
     onsets, anchors = place_lines(lines, heard, duration, retranscribe if config.retranscribe_gaps else None,
                                   align_stretch=align_stretch if config.check_anchors else None,
-                                  weak_run_words=config.weak_run_words, check_window_s=search_window(config))
+                                  weak_run_words=config.weak_run_words, check_window_s=search_window(config),
+                                  other_transcripts=[words for words, _ in transcripts[1:]])
     if config.search_unanchored:
         onsets = search_unanchored_lines(placer, read, lines, anchors, onsets, duration, config,
                                          encodings=placer_encodings)
     words = align_with_line_onsets(aligner, read, lines, onsets, config, estimated=True, duration=duration,
                                    encodings=final_encodings)
-    return TranscriptPlacement(words, heard, transcript_model, placement_score(words), seed)
+    return TranscriptPlacement(words, heard, transcript_model, placement_score(words), len(transcripts))
 
 
 def song_lyric_lines(song: Song) -> list[list[int]]:

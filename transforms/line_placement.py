@@ -290,6 +290,33 @@ def settled_anchors(anchors: dict[int, float], lyric_words: list[str], duration:
     return kept, trusted & set(kept)
 
 
+def agreed_anchors(anchor_sets: list[dict[int, float]], tolerance_s: float = 1.0) -> tuple[dict[int, float], set[int]]:
+    """Anchors of several transcripts of one song merged: (lyric word index -> onset s, the words
+    two or more transcripts put within `tolerance_s` of each other).
+
+    Each transcript anchors a different few lyric words (sampling differs where decoding failed),
+    and almost all of them right; one can anchor a chorus at another repetition. A word takes
+    the median time of its largest group of agreeing transcripts; where two groups of one size
+    disagree, no transcript is believed and the word is left unanchored.
+    """
+    times: dict[int, list[float]] = {}
+    for anchors in anchor_sets:
+        for k, t in anchors.items():
+            times.setdefault(k, []).append(float(t))
+    merged, agreed = {}, set()
+    for k, heard in times.items():
+        heard.sort()
+        groups = [[t for t in heard if abs(t - centre) <= tolerance_s] for centre in heard]
+        largest = max(len(g) for g in groups)
+        best = [g for g in groups if len(g) == largest]
+        if any(abs(np.median(g) - np.median(best[0])) > tolerance_s for g in best[1:]):
+            continue
+        merged[k] = float(np.median(best[0]))
+        if largest >= 2:
+            agreed.add(k)
+    return merged, agreed
+
+
 def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
                          duration: float) -> list[tuple[int, int, float, float]]:
     """Runs of lines without any anchor: (first line, last line, time after, time before).
@@ -317,8 +344,11 @@ def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
 def place_lines(lines: list[list[str]], transcript, duration: float,
                 retranscribe=None, min_gap_s: float = 3.0, hinted_min_run: int = 3,
                 align_stretch=None, weak_run_words: int = 3,
-                check_window_s: float = 30.0) -> tuple[list[float], dict[int, float]]:
+                check_window_s: float = 30.0, other_transcripts=()) -> tuple[list[float], dict[int, float]]:
     """Estimated line onsets from a transcript (`transcribe.HeardWord`s), and the anchors (lyric word index -> onset s).
+
+    `other_transcripts` (more transcripts of the song, e.g. sampled with other seeds) add their
+    anchors (`agreed_anchors`); where runs conflict, the ones two transcripts agree on are kept first.
 
     `retranscribe(start_s, end_s, hint)`, when given, transcribes a stretch again with the
     lyrics of the lines not found there as a hint (Whisper heard them as something else, or
@@ -332,7 +362,13 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
     counts = [len(l) for l in lines]
     firsts = line_bounds(counts)
     vocables = {k for i, line in enumerate(lines) if is_vocable_line(line) for k in range(firsts[i], firsts[i + 1])}
-    anchors, _ = settled_anchors(anchor_words(lyric, transcript, ignore=vocables, span=(0.0, duration)), lyric, duration)
+    anchor_sets = [settled_anchors(anchor_words(lyric, heard, ignore=vocables, span=(0.0, duration)), lyric, duration)[0]
+                   for heard in [transcript, *other_transcripts]]
+    if len(anchor_sets) == 1:
+        anchors = anchor_sets[0]
+    else:
+        merged, agreed = agreed_anchors(anchor_sets)
+        anchors, _ = settled_anchors(merged, lyric, duration, trusted=agreed)
     first_pass = dict(anchors)
     if retranscribe is not None:
         for first_line, last_line, after, before in unanchored_stretches(counts, anchors, duration):
