@@ -24,7 +24,6 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 SEEDS = (0, 1, 2, 3, 4)
 SR = 16000
@@ -61,8 +60,8 @@ def run_one(jamendo: str, name: str, language: str, run: dict, min_score: float 
     """Align one song under one change; its AAE, PCO, placement score and flag."""
     import librosa
 
-    from pipeline.eval_alignment import onset_metrics, read_song
-    from transforms.align import AlignConfig, align_song
+    from lyricbeam.pipeline.eval_alignment import onset_metrics, read_song
+    from lyricbeam.transforms.alignment.align import AlignConfig, align_song
 
     song = read_song(jamendo, name)
     audio, _ = librosa.load(os.path.join(jamendo, "audio", f"{name}.mp3"), sr=SR)
@@ -87,9 +86,9 @@ def run_one(jamendo: str, name: str, language: str, run: dict, min_score: float 
 
 
 def worker(args) -> int:
-    from pipeline.eval_alignment import read_song  # noqa: F401 - fail early on a bad install
-    from transforms.jamendo import song_metadata
-    from transforms.quality import LANGUAGE_CODES
+    from lyricbeam.pipeline.eval_alignment import read_song  # noqa: F401 - fail early on a bad install
+    from lyricbeam.pipeline.jamendo import song_metadata
+    from lyricbeam.transforms.quality import LANGUAGE_CODES
 
     meta = song_metadata(args.jamendo)
     runs = [r for r in conditions(True) if r["isa"] == args.isa]

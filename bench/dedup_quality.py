@@ -36,7 +36,6 @@ import tempfile
 import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
 
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
@@ -84,8 +83,8 @@ def write_copy(directory: str, song_id: str, y: np.ndarray, rate: int) -> str:
 
 def decode_song(item: tuple[str, str, str]):
     """(song id, path, container) -> Song decoded the way the pipeline's clean stage does."""
-    from schemas.records import Song
-    from transforms.clean import CleanConfig, decode_audio, to_mono_resampled
+    from lyricbeam.schemas.records import Song
+    from lyricbeam.transforms.audio.clean import CleanConfig, decode_audio, to_mono_resampled
 
     song_id, path, fmt = item
     samples, rate, _ = decode_audio(open(path, "rb").read(), CleanConfig())
@@ -104,8 +103,8 @@ def audio_benchmark(args, tmp: str) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from transforms.near_dedup import AudioNearDedup, ComputeFingerprint, NearDedupConfig
-    from transforms.quality import vocal_activity
+    from lyricbeam.transforms.corpus.near_dedup import AudioNearDedup, ComputeFingerprint, NearDedupConfig
+    from lyricbeam.transforms.quality import vocal_activity
 
     originals = {}
     for path in sorted(os.listdir(os.path.join(args.jamendo, "audio"))):
@@ -207,8 +206,8 @@ def lyrics_benchmark(args) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from schemas.records import Song
-    from transforms.near_dedup import LyricsVersions, NearDedupConfig
+    from lyricbeam.schemas.records import Song
+    from lyricbeam.transforms.corpus.near_dedup import LyricsVersions, NearDedupConfig
 
     rng = random.Random(0)
     texts = {}

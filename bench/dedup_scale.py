@@ -13,20 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
 def synthetic_songs(n: int, keys: int, landmarks: int, seed: int = 0):
     import numpy as np
 
-    from schemas.records import Song
-    from transforms.fingerprint import Fingerprint
+    from lyricbeam.schemas.records import Song
+    from lyricbeam.transforms.corpus.fingerprint import Fingerprint
 
     rng = np.random.default_rng(seed)
     songs = []
@@ -53,7 +51,7 @@ def run_one(n: int, keys: int, landmarks: int) -> dict:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from transforms.near_dedup import AudioNearDedup, NearDedupConfig
+    from lyricbeam.transforms.corpus.near_dedup import AudioNearDedup, NearDedupConfig
 
     songs = synthetic_songs(n, keys, landmarks)
     start = time.perf_counter()

@@ -15,12 +15,11 @@ import sys
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 
-from transforms.features import track_f0  # noqa: E402
+from lyricbeam.transforms.features.acoustic import track_f0  # noqa: E402
 
 SR = 16000
 HOP = 160

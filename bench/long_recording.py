@@ -16,7 +16,6 @@ import shutil
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -24,7 +23,7 @@ def build_song(jamendo: str, workdir: str, minutes: float) -> tuple[str, str, in
     """A DALI-form song of `minutes` of real mixes; returns (dali dir, wav path, frames)."""
     import soundfile as sf
 
-    from transforms.jamendo import dali_annotations, song_names, write_dali_song
+    from lyricbeam.pipeline.jamendo import dali_annotations, song_names, write_dali_song
 
     shutil.rmtree(workdir, ignore_errors=True)
     dali = os.path.join(workdir, "dali")

@@ -15,7 +15,7 @@ _WRAPPER = ("import json, resource, subprocess, sys; subprocess.run(sys.argv[1:]
 
 def lyricbeam_command(*args: str) -> list[str]:
     """`lyricbeam ARGS` as a command for the current interpreter (no console script needed)."""
-    return [sys.executable, "-c", "import sys; from pipeline.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+    return [sys.executable, "-c", "import sys; from lyricbeam.pipeline.cli import main; sys.exit(main(sys.argv[1:]))", *args]
 
 
 def run_measured(command: list[str], cwd: str) -> dict:

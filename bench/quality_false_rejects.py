@@ -33,13 +33,13 @@ import time
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from schemas.records import Song  # noqa: E402
-from transforms import dali, jamendo  # noqa: E402
-from transforms.clean import CleanConfig, audio_verdicts, clean_decoded, decode_streaming, decoded_fields  # noqa: E402
-from transforms.quality import QualityConfig, Verdict, judge_lyrics_match, measure, quality_verdicts  # noqa: E402
-from transforms.sources import SourceItem, read_dali_song  # noqa: E402
+from lyricbeam.schemas.records import Song  # noqa: E402
+from lyricbeam.transforms.ingest import dali  # noqa: E402
+from lyricbeam.pipeline import jamendo  # noqa: E402
+from lyricbeam.transforms.audio.clean import CleanConfig, audio_verdicts, clean_decoded, decode_streaming, decoded_fields  # noqa: E402
+from lyricbeam.transforms.quality import QualityConfig, Verdict, judge_lyrics_match, measure, quality_verdicts  # noqa: E402
+from lyricbeam.transforms.ingest.sources import SourceItem, read_dali_song  # noqa: E402
 
 RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000]
 # name -> ffmpeg output arguments
@@ -95,7 +95,7 @@ def shifted(song: Song, start: float, end: float) -> Song:
 
 
 def jamendo_sources(jamendo_dir: str) -> list[Source]:
-    from transforms.align import densest_stretches
+    from lyricbeam.transforms.alignment.align import densest_stretches
 
     meta = jamendo.song_metadata(jamendo_dir)
     out = []
@@ -146,8 +146,8 @@ def render(audio: np.ndarray, rate: int, target_rate: int, channels: int, fmt: s
 
 def lyrics_match_verdict(song: Song, quality: QualityConfig) -> Verdict:
     """The `lyrics_mismatch` verdict: transcribe the stretches the pipeline would, score the WER."""
-    from transforms.align import AlignConfig, alignment_language, sampled_lyrics_match
-    from schemas.records import AlignedWord
+    from lyricbeam.transforms.alignment.align import AlignConfig, alignment_language, sampled_lyrics_match
+    from lyricbeam.schemas.records import AlignedWord
 
     config = AlignConfig()
     mono = song.audio

@@ -23,12 +23,11 @@ import shutil
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import librosa  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from transforms.jamendo import dali_annotations  # noqa: E402
+from lyricbeam.pipeline.jamendo import dali_annotations  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -68,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     shutil.rmtree(args.workdir, ignore_errors=True)
     build_corpus(args.jamendo, args.copies, args.workdir)
-    from pipeline.cli import main as lyricbeam
+    from lyricbeam.pipeline.cli import main as lyricbeam
 
     corpus = os.path.join(args.workdir, "corpus")
     output = os.path.join(args.workdir, "out")

@@ -34,14 +34,13 @@ import sys
 import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
 
 
 def build_dataset(jamendo: str, workdir: str) -> str:
     import yaml
 
-    from pipeline.cli import main
-    from transforms.jamendo import to_dali_corpus
+    from lyricbeam.pipeline.cli import main
+    from lyricbeam.pipeline.jamendo import to_dali_corpus
 
     out = os.path.join(workdir, "out")
     if os.path.exists(os.path.join(out, "stats.json")):
@@ -65,7 +64,7 @@ def repeat_shards(data: str, workdir: str, repeat: int, holdout: float) -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from training.data import in_holdout, list_shards
+    from lyricbeam.training.data import in_holdout, list_shards
 
     out = os.path.join(workdir, f"repeat{repeat}")
     shutil.rmtree(out, ignore_errors=True)
@@ -90,7 +89,7 @@ def repeat_shards(data: str, workdir: str, repeat: int, holdout: float) -> str:
 def loader_throughput(data: str, sources: list[str], worker_counts: list[int]) -> list[dict]:
     import torch
 
-    from training.data import LoaderConfig, SegmentStream
+    from lyricbeam.training.data import LoaderConfig, SegmentStream
 
     rows = []
     for use_audio in [source == "flac" for source in sources]:
@@ -137,7 +136,7 @@ def compute_only(kind: str, data: str, workdir: str, config: str, device: str, s
     own speed, without the loader."""
     import torch
 
-    from training.train import FusionTrainer, GeneratorTrainer, load_run_config, to_device
+    from lyricbeam.training.train import FusionTrainer, GeneratorTrainer, load_run_config, to_device
 
     run_config = load_run_config(config)
     if kind == "generator":
@@ -207,7 +206,7 @@ def main() -> None:
     data = args.data or build_dataset(args.jamendo, args.workdir)
     import torch
 
-    from training.train import load_run_config, train
+    from lyricbeam.training.train import load_run_config, train
 
     configs = {kind: derived_config(path, args.set, args.workdir, kind)
                for kind, path in (("fusion", args.config_fusion), ("generator", args.config_generator))}

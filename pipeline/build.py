@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from pipeline.config import PipelineConfig
-from schemas.records import Reject
-from transforms.align import AlignLyrics
-from transforms.cache import UseCachedRows, settings_digest
-from transforms.clean import CleanSong
-from transforms.dedup import ExactDedup
-from transforms.embed import EmbedText
-from transforms.features import ComputeFeatures
-from transforms.near_dedup import AudioNearDedup, ComputeFingerprint, LyricsVersions, groups_json_lines
-from transforms.quality import QualityFilter
-from transforms.rejects import REJECTS, reject_to_json_line
-from transforms.segments import ToRows
-from transforms.sources import ReadSources, SourceItem
-from transforms.split import AssignSplit
-from transforms.write import WriteShardedParquet
+from lyricbeam.pipeline.config import PipelineConfig
+from lyricbeam.schemas.records import Reject
+from lyricbeam.transforms.alignment.align import AlignLyrics
+from lyricbeam.transforms.storage.cache import UseCachedRows, settings_digest
+from lyricbeam.transforms.audio.clean import CleanSong
+from lyricbeam.transforms.corpus.dedup import ExactDedup
+from lyricbeam.transforms.features.embed import EmbedText
+from lyricbeam.transforms.features.acoustic import ComputeFeatures
+from lyricbeam.transforms.corpus.near_dedup import AudioNearDedup, ComputeFingerprint, LyricsVersions, groups_json_lines
+from lyricbeam.transforms.quality import QualityFilter
+from lyricbeam.transforms.rejects import REJECTS, reject_to_json_line
+from lyricbeam.transforms.storage.rows import ToRows
+from lyricbeam.transforms.ingest.sources import ReadSources, SourceItem
+from lyricbeam.transforms.corpus.split import AssignSplit
+from lyricbeam.transforms.storage.write import WriteShardedParquet
 
 
 def work_audio_dir(output_dir: str) -> str:

@@ -82,7 +82,7 @@ def _train_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from training.train import train
+    from lyricbeam.training.train import train
 
     history = train(args.kind, args.data, args.run_dir, args.steps, args.device, args.config,
                     {"fusion_run": args.fusion_run})
@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from training.generate import generate
+    from lyricbeam.training.generate import generate
 
     print(generate(args.checkpoint, args.text, args.output, args.seconds))
     return 0
@@ -117,7 +117,7 @@ def staged_artifacts(pipeline) -> list[str]:
     return sorted(names)
 
 
-_WARM_UP = "from transforms.features import FeatureConfig, warm_up\nwarm_up(FeatureConfig(), 16000)\n"
+_WARM_UP = "from lyricbeam.transforms.features.acoustic import FeatureConfig, warm_up\nwarm_up(FeatureConfig(), 16000)\n"
 
 
 def prepare_numba_cache() -> None:
@@ -174,12 +174,12 @@ def _clear_output(output_dir: str) -> None:
 def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     import apache_beam as beam
 
-    from pipeline.build import BuildDataset
+    from lyricbeam.pipeline.build import BuildDataset
     from apache_beam.options.pipeline_options import StandardOptions
 
-    from pipeline.config import ConfigError, beam_option_args, load_config
-    from pipeline.report import summary_table, write_reports
-    from transforms.sources import LICENCES, discover_dali, discover_musicnet
+    from lyricbeam.pipeline.config import ConfigError, beam_option_args, load_config
+    from lyricbeam.pipeline.report import summary_table, write_reports
+    from lyricbeam.transforms.ingest.sources import LICENCES, discover_dali, discover_musicnet
 
     overrides = {
         "inputs": {"dali_dir": args.dali_dir, "dali_audio_dir": args.dali_audio_dir,
@@ -215,8 +215,8 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     dry_run = options.view_as(TestOptions).dry_run
     if not args.keep_output and not dry_run:
         _clear_output(output_dir)
-    from pipeline.build import work_audio_dir
-    from transforms.audio_store import delete_work_audio
+    from lyricbeam.pipeline.build import work_audio_dir
+    from lyricbeam.transforms.storage.audio_store import delete_work_audio
 
     if args.no_cache and not dry_run:
         delete_work_audio(f"{output_dir}/.work")
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "generate":
         return cmd_generate(args)
     if args.command == "eval-alignment":
-        from pipeline.eval_alignment import main as eval_main
+        from lyricbeam.pipeline.eval_alignment import main as eval_main
 
         return eval_main(args)
     parser.error(f"unknown command {args.command}")

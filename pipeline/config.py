@@ -11,13 +11,13 @@ from typing import Any
 
 import yaml
 
-from transforms.align import FRONT_ENDS, LINE_TIMES, REUSE_ENCODINGS, AlignConfig
-from transforms.clean import CleanConfig
-from transforms.embed import EmbedConfig
-from transforms.features import F0_TRACKERS, FeatureConfig
-from transforms.near_dedup import NearDedupConfig
-from transforms.quality import QualityConfig
-from transforms.segments import SegmentConfig
+from lyricbeam.transforms.alignment.align import FRONT_ENDS, LINE_TIMES, REUSE_ENCODINGS, AlignConfig
+from lyricbeam.transforms.audio.clean import CleanConfig
+from lyricbeam.transforms.features.embed import EmbedConfig
+from lyricbeam.transforms.features.acoustic import F0_TRACKERS, FeatureConfig
+from lyricbeam.transforms.corpus.near_dedup import NearDedupConfig
+from lyricbeam.transforms.quality import QualityConfig
+from lyricbeam.transforms.storage.rows import SegmentConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +146,7 @@ def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = No
         raise ConfigError(f"align.reuse_encodings must be one of {REUSE_ENCODINGS}")
     if config.align.front_end not in FRONT_ENDS:
         raise ConfigError(f"align.front_end must be one of {FRONT_ENDS}")
-    from transforms.transcribe import BACKENDS
+    from lyricbeam.transforms.alignment.transcribe import BACKENDS
 
     if config.align.transcriber not in BACKENDS:
         raise ConfigError(f"align.transcriber must be one of {BACKENDS}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import time
 
 import numpy as np
@@ -46,7 +45,7 @@ def read_song(jamendo_dir: str, name: str) -> dict:
     n_words = sum(len(l) for l in lines)
     if n_words != len(onsets):
         raise ValueError(f"{name}: {n_words} lyric words but {len(onsets)} annotated onsets")
-    from transforms.align import line_first_words
+    from lyricbeam.transforms.alignment.align import line_first_words
 
     firsts = line_first_words(lines)
     return {"lines": lines, "word_onsets": onsets, "line_onsets": [onsets[i] for i in firsts]}
@@ -71,9 +70,9 @@ def evaluate(jamendo_dir: str, songs: list[str] | None = None, reference_lines: 
 
     import librosa
 
-    from transforms.align import AlignConfig, align_song, load_alignment_models
-    from transforms.jamendo import song_metadata
-    from transforms.quality import LANGUAGE_CODES
+    from lyricbeam.transforms.alignment.align import AlignConfig, align_song, load_alignment_models
+    from lyricbeam.pipeline.jamendo import song_metadata
+    from lyricbeam.transforms.quality import LANGUAGE_CODES
 
     meta = song_metadata(jamendo_dir)
     names = songs or sorted(meta)
@@ -183,7 +182,7 @@ def cpu_description() -> str:
 def main(args) -> int:
     import dataclasses
 
-    from transforms.align import AlignConfig
+    from lyricbeam.transforms.alignment.align import AlignConfig
 
     config = dataclasses.replace(AlignConfig(), transcriber=args.transcriber, pad_windows=args.pad_windows,
                                  front_end=args.front_end, model_dir=args.model_dir,

@@ -13,10 +13,10 @@ from typing import Any
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.config import PipelineConfig, config_as_dict
-from schemas.arrow import COLUMNS, CONFIGS, SCHEMA_VERSION
-from transforms.dedup import EXACT_RULE
-from transforms.near_dedup import CANONICAL_RULE
+from lyricbeam.pipeline.config import PipelineConfig, config_as_dict
+from lyricbeam.schemas.arrow import COLUMNS, CONFIGS, SCHEMA_VERSION
+from lyricbeam.transforms.corpus.dedup import EXACT_RULE
+from lyricbeam.transforms.corpus.near_dedup import CANONICAL_RULE
 
 
 def _match(pattern: str) -> list[str]:

@@ -104,7 +104,7 @@ class Song:
     text_original: str = ""
     # Filled by clean.
     audio: Optional[np.ndarray] = None  # mono float32 at sample_rate, when held in memory
-    audio_file: str = ""  # else: the work file holding it (transforms/audio_store.py)
+    audio_file: str = ""  # else: the work file holding it (transforms/storage/audio_store.py)
     audio_samples: int = 0
     sample_rate: int = 0
     duration: float = 0.0
@@ -123,7 +123,7 @@ class Song:
     lyrics_match_shared: Optional[float] = None  # likewise: distinctive words shared with the transcript
     alignment_score: Optional[float] = None  # the alignment's mean confidence, when it ran
     alignment: Optional[SongAlignment] = None
-    fingerprint: Any = None  # transforms.fingerprint.Fingerprint; not written
+    fingerprint: Any = None  # lyricbeam.transforms.corpus.fingerprint.Fingerprint; not written
     version_group: str = ""
     # Filled by split / features / embed.
     split: str = ""

@@ -25,7 +25,7 @@ def shared() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory) -> pathlib.Path:
     """One full `lyricbeam run` of configs/sample.yaml, shared by the end-to-end tests."""
-    from pipeline.cli import main
+    from lyricbeam.pipeline.cli import main
 
     out = tmp_path_factory.mktemp("sample_run") / "out"
     code = main(["run", "--config", str(ROOT / "configs" / "sample.yaml"), "--output", str(out)])

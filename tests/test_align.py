@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from pipeline.eval_alignment import average_over_songs, onset_metrics, read_song
-from transforms.align import words_from_alignment, windows_from_line_onsets
-from transforms import whisper_models
+from lyricbeam.pipeline.eval_alignment import average_over_songs, onset_metrics, read_song
+from lyricbeam.transforms.alignment.align import words_from_alignment, windows_from_line_onsets
+from lyricbeam.transforms.alignment import whisper_models
 
 
 def test_onset_metrics_match_the_benchmark_definitions():
@@ -55,7 +55,7 @@ def test_real_weights_align_a_real_song_at_its_reference_lines(shared):
     # French song, multilingual base model; measured AAE 0.28 s, PCO 78 % in this mode.
     import librosa
 
-    from transforms.align import WhisperAligner, align_with_line_onsets
+    from lyricbeam.transforms.alignment.align import WhisperAligner, align_with_line_onsets
 
     name = "Confession_-_Quesabe"
     song = read_song(str(shared / "jamendo"), name)
@@ -73,7 +73,7 @@ def test_real_weights_align_a_real_song_at_its_reference_lines(shared):
 
 
 def test_line_placement_anchors_lines_by_transcript_words():
-    from transforms.line_placement import (line_onsets_from_anchors, match_words, normalize_word,
+    from lyricbeam.transforms.alignment.line_placement import (line_onsets_from_anchors, match_words, normalize_word,
                                            reliable_pairs)
 
     assert normalize_word("Déjà-vu!") == "dejavu" and normalize_word("we're") == "were"
@@ -93,14 +93,14 @@ def test_line_placement_anchors_lines_by_transcript_words():
 
 
 def test_word_error_rate_and_lyrics_match():
-    from transforms.transcribe import HeardWord, lyrics_match_wer, word_error_rate
+    from lyricbeam.transforms.alignment.transcribe import HeardWord, lyrics_match_wer, word_error_rate
 
     assert word_error_rate("a b c d".split(), "a x c d e".split()) == pytest.approx(2 / 4)  # 1 sub + 1 ins
     assert word_error_rate("a b c".split(), []) == 1.0
     assert word_error_rate([], []) == 0.0
     heard = [HeardWord("Don't", 0, 1, 0.9), HeardWord("go,", 1, 2, 0.9), HeardWord("Déjà", 2, 3, 0.9)]
     assert lyrics_match_wer(["don't", "go", "deja"], heard) == 0.0  # case, punctuation and accents ignored
-    from transforms.transcribe import collapse_repeats
+    from lyricbeam.transforms.alignment.transcribe import collapse_repeats
 
     assert collapse_repeats("a b a b a b c c c d".split()) == "a b c d".split()
     assert collapse_repeats("a b c a b d".split()) == "a b c a b d".split()  # not immediate: kept
@@ -109,8 +109,8 @@ def test_word_error_rate_and_lyrics_match():
 
 
 def test_unanchored_lines_are_transcribed_again_with_their_lyrics_as_hint():
-    from transforms.line_placement import place_lines, unanchored_stretches
-    from transforms.transcribe import HeardWord
+    from lyricbeam.transforms.alignment.line_placement import place_lines, unanchored_stretches
+    from lyricbeam.transforms.alignment.transcribe import HeardWord
 
     lines = [["the", "night", "is", "young"], ["we", "run", "and", "hide"], ["burn", "the", "embers"]]
     first_pass = [HeardWord(w, t, t + 0.3, 0.9) for w, t in
@@ -140,7 +140,7 @@ def test_converted_checkpoint_computes_what_ctranslate2_computes(shared):
     import librosa
     import torch
 
-    from transforms.whisper_models import load_openai_whisper, openai_checkpoint
+    from lyricbeam.transforms.alignment.whisper_models import load_openai_whisper, openai_checkpoint
 
     model_dir = whisper_models.tiny_en_dir()
     audio, _ = librosa.load(shared / "vocadito" / "Audio" / "vocadito_1.wav", sr=16000, duration=30.0)
@@ -162,8 +162,8 @@ def test_whisper_timestamped_backend_on_real_weights(shared):
     # base) hears lyric words where they are sung (measured: 24 anchored words, median error 0.21 s).
     import librosa
 
-    from transforms.line_placement import anchor_words
-    from transforms.transcribe import transcribe
+    from lyricbeam.transforms.alignment.line_placement import anchor_words
+    from lyricbeam.transforms.alignment.transcribe import transcribe
 
     name = "Fantasma_-_Los_Rombos"
     song = read_song(str(shared / "jamendo"), name)
@@ -182,7 +182,7 @@ def test_whisper_timestamped_backend_on_real_weights(shared):
 def _vocadito_lines(shared):
     """vocadito's lyric lines with annotated word onsets (from the bundled sample's DALI form)."""
     from conftest import SAMPLE
-    from transforms.dali import load_dali_file, parse_annotations
+    from lyricbeam.transforms.ingest.dali import load_dali_file, parse_annotations
 
     _, annotations = load_dali_file((SAMPLE / "dali" / "annotations" / "vocadito_1.gz").read_bytes())
     lines: dict[int, list] = {}
@@ -198,7 +198,7 @@ def test_source_offset_is_measured_and_undone(shared):
 
     import librosa
 
-    from transforms.align import AlignConfig, align_song
+    from lyricbeam.transforms.alignment.align import AlignConfig, align_song
 
     lines, onsets = _vocadito_lines(shared)
     audio, _ = librosa.load(shared / "vocadito" / "Audio" / "vocadito_1.wav", sr=16000)
@@ -223,7 +223,7 @@ def test_a_spurious_source_offset_is_not_applied(shared, monkeypatch):
 
     import librosa
 
-    from transforms import align
+    from lyricbeam.transforms.alignment import align
 
     lines, onsets = _vocadito_lines(shared)
     audio, _ = librosa.load(shared / "vocadito" / "Audio" / "vocadito_1.wav", sr=16000)
@@ -246,7 +246,7 @@ def test_a_spurious_source_offset_is_not_applied(shared, monkeypatch):
 def _song_with_lyrics(shared, lyrics_lines):
     import librosa
 
-    from schemas.records import AnnotationEvent, Song
+    from lyricbeam.schemas.records import AnnotationEvent, Song
 
     audio, _ = librosa.load(shared / "vocadito" / "Audio" / "vocadito_1.wav", sr=16000)
     words, t = [], 0.5
@@ -262,9 +262,9 @@ def _song_with_lyrics(shared, lyrics_lines):
 def test_alignment_stage_keeps_or_rejects_a_failed_song(shared):
     import dataclasses
 
-    from transforms.align import AlignConfig, AlignLyrics
-    from transforms.quality import QualityConfig
-    from transforms.rejects import RejectError
+    from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics
+    from lyricbeam.transforms.quality import QualityConfig
+    from lyricbeam.transforms.rejects import RejectError
 
     song = _song_with_lyrics(shared, [["ako", "ay", "may", "lobo"]])
     broken = dataclasses.replace(AlignConfig(), model_dir="/nonexistent/whisper", lyrics_match=False)
@@ -284,10 +284,10 @@ def test_alignment_stage_keeps_or_rejects_a_failed_song(shared):
 def test_alignment_stage_loads_the_transcription_model_at_setup_and_survives_a_missing_one():
     import dataclasses
 
-    from transforms import transcribe
-    from transforms.align import AlignConfig, AlignLyrics
-    from transforms.quality import QualityConfig
-    from transforms.whisper_models import base_dir
+    from lyricbeam.transforms.alignment import transcribe
+    from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics
+    from lyricbeam.transforms.quality import QualityConfig
+    from lyricbeam.transforms.alignment.whisper_models import base_dir
 
     transcribe._MODELS.pop(("faster-whisper", base_dir(), 1, transcribe.FALLBACK_NO_REPEAT_NGRAM), None)
     AlignLyrics(AlignConfig(), QualityConfig()).setup()
@@ -302,9 +302,9 @@ def test_alignment_stage_rejects_lyrics_of_another_song_and_caches(shared, tmp_p
     # English song's lyrics on vocadito's audio are rejected as lyrics_mismatch: their WER sits
     # near 1.0 like the right lyrics' (0.84-0.96 on two CPUs), but they share no distinctive word
     # with the transcript. The second run reads the cached result.
-    from transforms.align import AlignConfig, AlignLyrics
-    from transforms.quality import QualityConfig
-    from transforms.rejects import RejectError
+    from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics
+    from lyricbeam.transforms.quality import QualityConfig
+    from lyricbeam.transforms.rejects import RejectError
 
     lines, _ = _vocadito_lines(shared)
     stage = AlignLyrics(AlignConfig(), QualityConfig(), cache_dir=str(tmp_path))
@@ -325,7 +325,7 @@ def test_alignment_stage_rejects_lyrics_of_another_song_and_caches(shared, tmp_p
 
 
 def test_anchors_that_make_the_lyrics_impossibly_fast_are_dropped():
-    from transforms.line_placement import plausible_anchors
+    from lyricbeam.transforms.alignment.line_placement import plausible_anchors
 
     good = {0: 10.0, 1: 10.4, 2: 10.8, 30: 40.0, 31: 40.5, 32: 41.0}
     assert plausible_anchors(good) == good
@@ -337,8 +337,8 @@ def test_anchors_that_make_the_lyrics_impossibly_fast_are_dropped():
 
 
 def test_vocables_loops_and_scattered_words_anchor_nothing():
-    from transforms.line_placement import anchor_words, is_vocable_line, place_lines
-    from transforms.transcribe import HeardWord
+    from lyricbeam.transforms.alignment.line_placement import anchor_words, is_vocable_line, place_lines
+    from lyricbeam.transforms.alignment.transcribe import HeardWord
 
     assert is_vocable_line("ooh ooh oh".split()) and is_vocable_line("ba da da dam".split())
     assert is_vocable_line(["Yeah,", "yeah!"]) and not is_vocable_line("la tristeza es muy extraña".split())
@@ -367,8 +367,8 @@ def test_the_aligner_finds_lines_the_transcript_missed(shared):
 
     import librosa
 
-    from transforms.align import AlignConfig, aligner_for, search_unanchored_lines
-    from transforms.line_placement import line_onsets_from_anchors
+    from lyricbeam.transforms.alignment.align import AlignConfig, aligner_for, search_unanchored_lines
+    from lyricbeam.transforms.alignment.line_placement import line_onsets_from_anchors
 
     name = "Confession_-_Quesabe"
     song = read_song(str(shared / "jamendo"), name)
@@ -393,7 +393,7 @@ def test_a_damaged_numba_cache_is_rebuilt(tmp_path, monkeypatch):
     # child fail; the cache is cleared and written again, and the run goes on.
     import os
 
-    from pipeline.cli import prepare_numba_cache
+    from lyricbeam.pipeline.cli import prepare_numba_cache
 
     cache = tmp_path / "numba"
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
@@ -408,9 +408,9 @@ def test_a_damaged_numba_cache_is_rebuilt(tmp_path, monkeypatch):
 
 
 def test_lines_of_held_vowels_fill_their_time():
-    from schemas.records import AlignedWord
-    from transforms.align import spread_held_vowel_lines
-    from transforms.line_placement import is_held_vowel_line
+    from lyricbeam.schemas.records import AlignedWord
+    from lyricbeam.transforms.alignment.align import spread_held_vowel_lines
+    from lyricbeam.transforms.alignment.line_placement import is_held_vowel_line
 
     assert is_held_vowel_line("ooh ooh oh".split()) and is_held_vowel_line(["Ah,", "aah!"])
     assert not is_held_vowel_line(["ooh"]) and not is_held_vowel_line("ba da da".split())
@@ -433,7 +433,7 @@ def test_held_vowels_of_a_real_song_are_spread_over_their_line(shared):
 
     import librosa
 
-    from transforms.align import AlignConfig, align_with_line_onsets, aligner_for
+    from lyricbeam.transforms.alignment.align import AlignConfig, align_with_line_onsets, aligner_for
 
     name = "Fantasma_-_Los_Rombos"
     song = read_song(str(shared / "jamendo"), name)
@@ -452,7 +452,7 @@ def test_held_vowels_of_a_real_song_are_spread_over_their_line(shared):
 
 
 def test_fast_songs_keep_their_anchors():
-    from transforms.line_placement import plausible_anchors, singing_rate
+    from lyricbeam.transforms.alignment.line_placement import plausible_anchors, singing_rate
 
     # Rap at 5 words/s inside its runs: runs 3 words apart 0.5 s apart are what is sung.
     fast = {k: 10.0 + 0.2 * k for k in range(0, 10)}
@@ -465,7 +465,7 @@ def test_fast_songs_keep_their_anchors():
 
 
 def test_a_chorus_heard_once_goes_to_the_repetition_at_its_place():
-    from transforms.line_placement import anchor_words
+    from lyricbeam.transforms.alignment.line_placement import anchor_words
 
     chorus = "hold on to the night".split()
     lyric = "we came from far".split() + chorus + "and left at dawn".split() + chorus + "the road was long".split() + chorus
@@ -487,7 +487,7 @@ def _falling_back_clip(shared) -> np.ndarray:
 
 
 def _heard_with_times(clip: np.ndarray) -> list[tuple[str, float]]:
-    from transforms.transcribe import transcribe
+    from lyricbeam.transforms.alignment.transcribe import transcribe
 
     return [(w.text, round(w.start, 2)) for w in transcribe("faster-whisper", clip, "es")[0]]
 
@@ -495,7 +495,7 @@ def _heard_with_times(clip: np.ndarray) -> list[tuple[str, float]]:
 def test_a_songs_transcript_does_not_depend_on_what_was_transcribed_before(shared):
     # The samples carry over from call to call in one model; restarted, the same audio gives the
     # same words whatever came before.
-    from transforms.transcribe import restart_sampling
+    from lyricbeam.transforms.alignment.transcribe import restart_sampling
 
     clip = _falling_back_clip(shared)
 
@@ -511,8 +511,8 @@ def test_a_songs_transcript_does_not_depend_on_what_was_transcribed_before(share
 
 def test_a_model_that_has_not_sampled_is_kept_and_samples_as_a_fresh_one(shared):
     # Reloading costs ~0.3 s a song; a model that only decoded greedily has unseeded generators.
-    from transforms.transcribe import loaded_faster_whisper, restart_sampling, transcribe
-    from transforms.whisper_models import base_dir
+    from lyricbeam.transforms.alignment.transcribe import loaded_faster_whisper, restart_sampling, transcribe
+    from lyricbeam.transforms.alignment.whisper_models import base_dir
 
     clip = _falling_back_clip(shared)
 
@@ -532,7 +532,7 @@ def test_a_model_that_has_not_sampled_is_kept_and_samples_as_a_fresh_one(shared)
 
 
 def test_hinted_anchors_the_aligner_places_elsewhere_are_dropped():
-    from transforms.line_placement import checked_anchors
+    from lyricbeam.transforms.alignment.line_placement import checked_anchors
 
     # Words 0-2 and 20-22 anchored by the transcript at 10 s and 30 s; a hinted transcript of
     # the stretch between put words 8-10 at 20 s and words 14-16 at 22.5 s.
@@ -559,7 +559,7 @@ def test_hinted_anchors_the_aligner_places_elsewhere_are_dropped():
 
 
 def test_a_chorus_matched_to_the_wrong_repetition_moves_to_the_one_that_fits():
-    from transforms.line_placement import relocated_repetitions, settled_anchors
+    from lyricbeam.transforms.alignment.line_placement import relocated_repetitions, settled_anchors
 
     lyrics = ("one two three four five six " + "la la land is here " + "seven eight nine ten eleven twelve "
               + "thirteen fourteen fifteen sixteen " + "la la land is here " + "last words of all").split()
@@ -588,7 +588,7 @@ def test_a_chorus_matched_to_the_wrong_repetition_moves_to_the_one_that_fits():
 
 
 def test_anchors_of_several_transcripts_merge_where_they_agree():
-    from transforms.line_placement import agreed_anchors
+    from lyricbeam.transforms.alignment.line_placement import agreed_anchors
 
     first = {3: 10.0, 4: 10.4, 9: 20.0, 12: 80.0}
     second = {3: 10.2, 4: 10.5, 7: 15.0, 12: 31.0}
@@ -615,8 +615,8 @@ def test_lines_after_an_instrumental_passage_are_found_by_the_aligner(shared):
 
     import librosa
 
-    from transforms.align import AlignConfig, aligner_for, search_unanchored_lines
-    from transforms.line_placement import line_onsets_from_anchors
+    from lyricbeam.transforms.alignment.align import AlignConfig, aligner_for, search_unanchored_lines
+    from lyricbeam.transforms.alignment.line_placement import line_onsets_from_anchors
 
     name = "Fantasma_-_Los_Rombos"
     song = read_song(str(shared / "jamendo"), name)
@@ -641,7 +641,7 @@ def test_lines_after_an_instrumental_passage_are_found_by_the_aligner(shared):
 def test_a_decoding_loop_is_cut_at_the_token_limit(shared):
     import librosa
 
-    from transforms.transcribe import WHISPER_MAX_LENGTH, restart_sampling, transcribe, window_token_limit
+    from lyricbeam.transforms.alignment.transcribe import WHISPER_MAX_LENGTH, restart_sampling, transcribe, window_token_limit
 
     assert window_token_limit(0, True) is None
     assert window_token_limit(50, True) == 50
@@ -665,7 +665,7 @@ def test_the_aligners_measured_onset_bias_is_taken_out(shared):
 
     import librosa
 
-    from transforms.align import ONSET_CORRECTION_S, AlignConfig, WhisperAligner, aligner_for
+    from lyricbeam.transforms.alignment.align import ONSET_CORRECTION_S, AlignConfig, WhisperAligner, aligner_for
 
     english, _ = aligner_for("en", AlignConfig())
     german, _ = aligner_for("de", AlignConfig())
@@ -686,7 +686,7 @@ def test_the_aligners_measured_onset_bias_is_taken_out(shared):
 
 
 def test_the_placement_transcript_stops_at_a_multiple_of_the_lyrics_rate():
-    from transforms.align import AlignConfig, aligner_for, transcript_token_limit
+    from lyricbeam.transforms.alignment.align import AlignConfig, aligner_for, transcript_token_limit
 
     aligner, _ = aligner_for("en", AlignConfig())
     words = "the river runs beside the old stone wall".split() * 10  # 80 one-token words
@@ -699,7 +699,7 @@ def test_the_placement_transcript_stops_at_a_multiple_of_the_lyrics_rate():
 
 
 def test_runs_with_other_transcription_seeds_are_averaged_and_kept():
-    from pipeline.eval_alignment import over_seeds, table
+    from lyricbeam.pipeline.eval_alignment import over_seeds, table
 
     def run(seed, a, b):
         songs = {"x": {"aae": a, "median_ae": a / 2, "pco": 0.5, "rtf": 0.2, "language": "en", "model": "m",
@@ -722,8 +722,8 @@ def test_runs_with_other_transcription_seeds_are_averaged_and_kept():
 
 
 def test_short_runs_heard_without_a_hint_are_checked_by_the_aligner():
-    from transforms.line_placement import place_lines
-    from transforms.transcribe import HeardWord
+    from lyricbeam.transforms.alignment.line_placement import place_lines
+    from lyricbeam.transforms.alignment.transcribe import HeardWord
 
     # Three lines of four words sung at 1 word/s from 10, 30 and 50 s; the transcript heard three
     # words of lines 0 and 2 where they are sung, and two of line 1 ("blue sky") 5 s late.
@@ -751,7 +751,7 @@ def test_short_runs_heard_without_a_hint_are_checked_by_the_aligner():
 def test_lines_are_placed_by_the_multilingual_base_and_english_words_timed_by_tiny_en():
     import dataclasses
 
-    from transforms.align import AlignConfig, aligner_for, placement_aligner_for
+    from lyricbeam.transforms.alignment.align import AlignConfig, aligner_for, placement_aligner_for
 
     base = whisper_models.base_dir()
     assert placement_aligner_for("en", AlignConfig()).model_dir == base
@@ -763,7 +763,7 @@ def test_lines_are_placed_by_the_multilingual_base_and_english_words_timed_by_ti
 
 
 def test_words_heard_far_apart_in_time_are_two_runs():
-    from transforms.line_placement import anchor_runs
+    from lyricbeam.transforms.alignment.line_placement import anchor_runs
 
     assert anchor_runs({0: 10.0, 1: 11.0, 3: 12.0}) == [[0, 1, 3]]
     # "there's no" heard 51 s after the chorus word next to it in the lyrics: another phrase
@@ -773,8 +773,8 @@ def test_words_heard_far_apart_in_time_are_two_runs():
 
 
 def test_the_first_window_before_the_first_anchor_opens_where_the_first_line_is_due():
-    from schemas.records import AlignedWord
-    from transforms.align import AlignConfig, search_unanchored_lines
+    from lyricbeam.schemas.records import AlignedWord
+    from lyricbeam.transforms.alignment.align import AlignConfig, search_unanchored_lines
 
     class Aligner:  # puts the words one per second from the window's start, and records the windows
         def __init__(self):
@@ -802,9 +802,9 @@ def test_fallback_samples_may_not_repeat_the_greedy_loop(shared):
     import librosa
     from faster_whisper.transcribe import get_compression_ratio
 
-    from transforms.align import WhisperAligner
-    from transforms.transcribe import NoRepeatsWhenSampling
-    from transforms.whisper_models import base_dir
+    from lyricbeam.transforms.alignment.align import WhisperAligner
+    from lyricbeam.transforms.alignment.transcribe import NoRepeatsWhenSampling
+    from lyricbeam.transforms.alignment.whisper_models import base_dir
 
     clip, _ = librosa.load(shared / "jamendo" / "audio" / "Confession_-_Quesabe.mp3", sr=16000,
                            offset=20.0, duration=30.0)
@@ -836,8 +836,8 @@ def test_fallback_samples_may_not_repeat_the_greedy_loop(shared):
 def test_a_line_search_walk_never_opens_a_window_past_its_stretch():
     # The fake aligner puts each word 16 s after the last, so the walk's second window would open
     # at 32 s, past the anchor at 30 s; every window must keep at least a second of the stretch.
-    from schemas.records import AlignedWord
-    from transforms.align import AlignConfig, search_unanchored_lines
+    from lyricbeam.schemas.records import AlignedWord
+    from lyricbeam.transforms.alignment.align import AlignConfig, search_unanchored_lines
 
     class SlowAligner:
         def __init__(self):
@@ -859,7 +859,7 @@ def test_a_line_search_walk_never_opens_a_window_past_its_stretch():
 
 
 def test_an_empty_window_is_aligned_without_error():
-    from transforms.align import AlignConfig, aligner_for
+    from lyricbeam.transforms.alignment.align import AlignConfig, aligner_for
 
     aligner, _ = aligner_for("fr", AlignConfig())
     words = aligner.align_window(np.zeros(0, np.float32), ["la", "nuit"], offset_s=5.0)
@@ -872,7 +872,7 @@ def _numbered_frames(first: int, count: int = 1500) -> np.ndarray:
 
 
 def test_a_window_inside_a_transcription_window_is_cut_from_its_encoder_output():
-    from transforms.transcribe import WindowEncodings
+    from lyricbeam.transforms.alignment.transcribe import WindowEncodings
 
     encodings = WindowEncodings()
     encodings.add(0.0, 30.0, _numbered_frames(0))
@@ -902,8 +902,8 @@ def test_a_window_inside_a_transcription_window_is_cut_from_its_encoder_output()
 
 
 def test_a_line_window_loses_some_slack_for_a_transcription_window_to_hold_it():
-    from transforms.align import AlignConfig, held_line_window
-    from transforms.transcribe import WindowEncodings
+    from lyricbeam.transforms.alignment.align import AlignConfig, held_line_window
+    from lyricbeam.transforms.alignment.transcribe import WindowEncodings
 
     encodings = WindowEncodings()
     encodings.add(0.0, 30.0, _numbered_frames(0))
@@ -927,7 +927,7 @@ def test_a_line_window_loses_some_slack_for_a_transcription_window_to_hold_it():
 def test_transcription_windows_are_found_in_the_song_by_position_not_by_value():
     from faster_whisper.audio import pad_or_trim
 
-    from transforms.transcribe import window_start_frame
+    from lyricbeam.transforms.alignment.transcribe import window_start_frame
 
     features = np.random.default_rng(0).standard_normal((80, 10001)).astype(np.float32)
     features[:, :2000] = features[:, 4000:6000] = -0.5  # silence: every frame alike
@@ -946,8 +946,8 @@ def test_the_transcriptions_encodings_are_the_aligners_own_and_spare_its_encoder
     from faster_whisper.feature_extractor import FeatureExtractor
 
     import ctranslate2
-    from transforms.align import AlignConfig, placement_aligner_for
-    from transforms.transcribe import WindowEncodings, transcribe
+    from lyricbeam.transforms.alignment.align import AlignConfig, placement_aligner_for
+    from lyricbeam.transforms.alignment.transcribe import WindowEncodings, transcribe
 
     name = "Fantasma_-_Los_Rombos"
     song = read_song(str(shared / "jamendo"), name)
@@ -989,8 +989,8 @@ def test_the_transcriptions_encodings_are_the_aligners_own_and_spare_its_encoder
 
 
 def test_a_last_window_of_under_two_seconds_is_not_transcribed_and_a_longer_one_not_padded():
-    from transforms.transcribe import _RECORDING, WindowEncodings, _ShortLastWindow, _recording_whisper_model
-    from transforms.whisper_models import base_dir
+    from lyricbeam.transforms.alignment.transcribe import _RECORDING, WindowEncodings, _ShortLastWindow, _recording_whisper_model
+    from lyricbeam.transforms.alignment.whisper_models import base_dir
     from faster_whisper.audio import pad_or_trim
 
     model = _recording_whisper_model()(base_dir(), device="cpu", compute_type="int8", cpu_threads=1)
@@ -1018,7 +1018,7 @@ def test_a_last_window_of_under_two_seconds_is_not_transcribed_and_a_longer_one_
 
 
 def test_alignment_settings_from_yaml_are_checked_and_kept_hashable(tmp_path):
-    from pipeline.config import ConfigError, load_config
+    from lyricbeam.pipeline.config import ConfigError, load_config
 
     path = tmp_path / "run.yaml"
     path.write_text("inputs: {dali_dir: dali}\nalign: {fallback_temperatures: [0.2, 0.4], reuse_encodings: placement}\n")
@@ -1036,9 +1036,9 @@ def test_a_placement_the_evidence_does_not_support_is_retried_marked_and_rejecte
     # align.required it is rejected.
     import dataclasses
 
-    from transforms.align import AlignConfig, AlignLyrics, aligner_for, placement_by_transcripts
-    from transforms.quality import QualityConfig
-    from transforms.rejects import RejectError
+    from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics, aligner_for, placement_by_transcripts
+    from lyricbeam.transforms.quality import QualityConfig
+    from lyricbeam.transforms.rejects import RejectError
 
     lines, _ = _vocadito_lines(shared)
     song = _song_with_lyrics(shared, lines)

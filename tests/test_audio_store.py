@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from schemas.records import AnnotationEvent, Song
-from transforms import features
-from transforms.audio_store import AudioFileWriter, read_sidecar, song_blocks, song_length, song_samples
-from transforms.clean import CleanConfig, CleanSong, clean_song, decode_streaming, decoded_fields
-from transforms.fingerprint import fingerprint, fingerprint_blocks
-from transforms.quality import vocal_activity, vocal_activity_blocks
-from transforms.segments import flac_bytes, segment_rows, song_flac_bytes, song_row
+from lyricbeam.schemas.records import AnnotationEvent, Song
+from lyricbeam.transforms.features import acoustic as features
+from lyricbeam.transforms.storage.audio_store import AudioFileWriter, read_sidecar, song_blocks, song_length, song_samples
+from lyricbeam.transforms.audio.clean import CleanConfig, CleanSong, clean_song, decode_streaming, decoded_fields
+from lyricbeam.transforms.corpus.fingerprint import fingerprint, fingerprint_blocks
+from lyricbeam.transforms.quality import vocal_activity, vocal_activity_blocks
+from lyricbeam.transforms.storage.rows import flac_bytes, segment_rows, song_flac_bytes, song_row
 
 SR = 16000
 

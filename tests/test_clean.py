@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from schemas.records import AnnotationEvent, Song
-from transforms.clean import (CleanConfig, check_audio, check_times, clean_song, decode_audio,
+from lyricbeam.schemas.records import AnnotationEvent, Song
+from lyricbeam.transforms.audio.clean import (CleanConfig, check_audio, check_times, clean_song, decode_audio,
                               normalize_text, pcm_sha256, sniff_audio_format, to_mono_resampled)
-from transforms.rejects import RejectError
+from lyricbeam.transforms.rejects import RejectError
 
 from conftest import DALI_ID, SAMPLE
 

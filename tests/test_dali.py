@@ -6,10 +6,10 @@ import pickle
 
 import pytest
 
-from schemas.records import AnnotationEvent
-from transforms.dali import (annot_param, gunzip_bounded, load_dali_file, load_dali_json,
+from lyricbeam.schemas.records import AnnotationEvent
+from lyricbeam.transforms.ingest.dali import (annot_param, gunzip_bounded, load_dali_file, load_dali_json,
                              load_dali_pickle, parse_annotations)
-from transforms.rejects import RejectError
+from lyricbeam.transforms.rejects import RejectError
 
 from conftest import DALI_ID, SAMPLE
 

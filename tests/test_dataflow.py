@@ -19,7 +19,7 @@ def test_dataflow_dry_run_builds_and_stages_the_job(tmp_path):
     done = subprocess.run(
         # The shipped Dataflow config as a user runs it from the checkout; its placeholder
         # project and bucket are never contacted in a dry run.
-        [sys.executable, "-m", "pipeline.cli", "run", "--config", "configs/dataflow.yaml",
+        [sys.executable, "-m", "lyricbeam.pipeline.cli", "run", "--config", "configs/dataflow.yaml",
          "--dali-dir", "sample/dali", "--dali-metadata", "sample/dali/dali_metadata.json",
          "--musicnet-dir", "sample/musicnet", "--output", "gs://lyricbeam-dry-run/out", "--dry_run", "True"],
         cwd=str(ROOT), capture_output=True, text=True, timeout=300)
@@ -36,6 +36,6 @@ def test_the_staged_sdist_holds_every_module(tmp_path):
     (sdist,) = tmp_path.glob("lyricbeam-*.tar.gz")
     with tarfile.open(sdist) as archive:
         members = {pathlib.PurePosixPath(*pathlib.PurePosixPath(n).parts[1:]).as_posix() for n in archive.getnames()}
-    expected = {p.relative_to(ROOT).as_posix() for package in PACKAGES for p in (ROOT / package).glob("*.py")}
+    expected = {p.relative_to(ROOT).as_posix() for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
     assert expected and expected <= members, sorted(expected - members)
     assert "pyproject.toml" in members

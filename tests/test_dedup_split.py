@@ -3,9 +3,9 @@ import numpy as np
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.records import AnnotationEvent, Song
-from transforms.dedup import ExactDedup, canonical_rank, choose_canonical
-from transforms.split import SPLITS, AssignSplit, artist_key, assign_split
+from lyricbeam.schemas.records import AnnotationEvent, Song
+from lyricbeam.transforms.corpus.dedup import ExactDedup, canonical_rank, choose_canonical
+from lyricbeam.transforms.corpus.split import SPLITS, AssignSplit, artist_key, assign_split
 
 from conftest import ROOT
 
@@ -64,7 +64,7 @@ def test_songs_without_artist_split_by_id():
 def test_config_beam_options_become_flags_and_command_line_wins(tmp_path):
     from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
-    from pipeline.config import beam_option_args, load_config
+    from lyricbeam.pipeline.config import beam_option_args, load_config
 
     config = load_config(str(ROOT / "configs/dataflow.yaml"), {"inputs": {"dali_dir": "gs://b/dali"}})
     args = beam_option_args(config.beam_options)

@@ -18,7 +18,7 @@ def row_hashes(out) -> dict:
 
 
 def test_same_rows_in_memory_and_multi_processing(sample_run, tmp_path):
-    from pipeline.cli import main
+    from lyricbeam.pipeline.cli import main
 
     other = tmp_path / "mp"
     assert main(["run", "--config", str(ROOT / "configs/sample.yaml"), "--output", str(other),
@@ -41,14 +41,14 @@ def song_rows(item, config) -> dict:
 
     import pyarrow.parquet as pq
 
-    from transforms.align import AlignLyrics
-    from transforms.clean import CleanSong
-    from transforms.embed import embed_song
-    from transforms.features import compute_features
-    from transforms.quality import QualityFilter
-    from transforms.segments import segment_rows, song_row
-    from transforms.sources import read_dali_song
-    from transforms.write import rows_to_table
+    from lyricbeam.transforms.alignment.align import AlignLyrics
+    from lyricbeam.transforms.audio.clean import CleanSong
+    from lyricbeam.transforms.features.embed import embed_song
+    from lyricbeam.transforms.features.acoustic import compute_features
+    from lyricbeam.transforms.quality import QualityFilter
+    from lyricbeam.transforms.storage.rows import segment_rows, song_row
+    from lyricbeam.transforms.ingest.sources import read_dali_song
+    from lyricbeam.transforms.storage.write import rows_to_table
 
     song = read_dali_song(item, pathlib.Path(item.annotation_path).read_bytes())
     for stage in (CleanSong(config.audio), QualityFilter(config.quality), AlignLyrics(config.align, config.quality)):
@@ -73,10 +73,10 @@ def unrelated_work_with_other_settings(shared) -> None:
     import librosa
     import torch
 
-    from pipeline.eval_alignment import read_song
-    from transforms.align import AlignConfig, align_song
-    from transforms.embed import EmbedConfig, encode_contexts
-    from transforms.transcribe import transcribe
+    from lyricbeam.pipeline.eval_alignment import read_song
+    from lyricbeam.transforms.alignment.align import AlignConfig, align_song
+    from lyricbeam.transforms.features.embed import EmbedConfig, encode_contexts
+    from lyricbeam.transforms.alignment.transcribe import transcribe
 
     name = "Avercage_-_Embers"
     song = read_song(str(shared / "jamendo"), name)
@@ -95,8 +95,8 @@ def unrelated_work_with_other_settings(shared) -> None:
 def test_a_songs_rows_do_not_depend_on_what_its_process_ran_before(shared):
     # A Dataflow or Flink worker runs many songs through the same loaded models: the same songs in
     # another order, after alignments with other models, thread counts and seeds, give the same bytes.
-    from pipeline.config import load_config
-    from transforms.sources import discover_dali
+    from lyricbeam.pipeline.config import load_config
+    from lyricbeam.transforms.ingest.sources import discover_dali
 
     config = load_config(str(ROOT / "configs/sample.yaml"))
     items, _ = discover_dali(str(ROOT / "sample/dali"), metadata_path=str(ROOT / "sample/dali/dali_metadata.json"))

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from schemas.records import AnnotationEvent, Song
-from transforms.embed import EMBEDDING_DIM, embed_song, encode_contexts, word_spans
-from transforms.features import FeatureConfig, compute_features, log_mel, tempo_and_beats, track_f0
+from lyricbeam.schemas.records import AnnotationEvent, Song
+from lyricbeam.transforms.features.embed import EMBEDDING_DIM, embed_song, encode_contexts, word_spans
+from lyricbeam.transforms.features.acoustic import FeatureConfig, compute_features, log_mel, tempo_and_beats, track_f0
 
 SR = 16000
 
@@ -70,7 +70,7 @@ def test_word_spans():
 def test_line_embedding_matches_sentence_transformers():
     from sentence_transformers import SentenceTransformer
 
-    from transforms.embed import default_model_path
+    from lyricbeam.transforms.features.embed import default_model_path
 
     lines = ["ako ay may lobo", "I can't stop loving you", "the bank of the river"]
     pooled, _ = encode_contexts(lines, [[] for _ in lines])

@@ -9,7 +9,7 @@ import hostile
 
 
 def test_hostile_corpus(tmp_path):
-    from pipeline.cli import main
+    from lyricbeam.pipeline.cli import main
 
     marker = "/tmp/lyricbeam_hostile_pwned"
     if os.path.exists(marker):

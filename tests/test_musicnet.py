@@ -1,7 +1,7 @@
 import pytest
 
-from transforms.musicnet import LABEL_SAMPLE_RATE, describe, parse_labels, parse_metadata
-from transforms.rejects import RejectError
+from lyricbeam.transforms.ingest.musicnet import LABEL_SAMPLE_RATE, describe, parse_labels, parse_metadata
+from lyricbeam.transforms.rejects import RejectError
 
 
 def test_variant_header_full_real_file(shared):

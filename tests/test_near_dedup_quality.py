@@ -6,14 +6,14 @@ import soundfile as sf
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from schemas.records import AnnotationEvent, Song
-from transforms.fingerprint import fingerprint, match_score
-from transforms.near_dedup import (AudioNearDedup, LyricsVersions, NearDedupConfig, UnionFind, candidate_pairs,
+from lyricbeam.schemas.records import AnnotationEvent, Song
+from lyricbeam.transforms.corpus.fingerprint import fingerprint, match_score
+from lyricbeam.transforms.corpus.near_dedup import (AudioNearDedup, LyricsVersions, NearDedupConfig, UnionFind, candidate_pairs,
                                    estimated_jaccard, lyric_shingles, minhash_signature, near_canonical_rank,
                                    resolve_groups)
-from transforms.quality import (QualityConfig, bandwidth_hz, check_quality, clip_fraction, detect_language,
+from lyricbeam.transforms.quality import (QualityConfig, bandwidth_hz, check_quality, clip_fraction, detect_language,
                                 vocal_activity, words_per_second)
-from transforms.rejects import RejectError
+from lyricbeam.transforms.rejects import RejectError
 
 from conftest import SAMPLE
 

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from schemas.arrow import SCHEMA_VERSION, SCHEMA_VERSION_KEY
+from lyricbeam.schemas.arrow import SCHEMA_VERSION, SCHEMA_VERSION_KEY
 
 EXPECTED_REJECTS = {
     "bad_orphan_audio": "no_annotation",

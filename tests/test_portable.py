@@ -53,9 +53,15 @@ def wheel_venv(tmp_path_factory):
 
 def test_the_venv_sees_the_wheel_not_the_checkout(wheel_venv):
     base, python = wheel_venv
-    where = subprocess.run([python, "-c", "import transforms.clean, schemas.arrow; print(transforms.clean.__file__)"],
+    where = subprocess.run([python, "-c", "import lyricbeam.transforms.audio.clean, lyricbeam.schemas.arrow; "
+                            "print(lyricbeam.transforms.audio.clean.__file__)"],
                            check=True, capture_output=True, text=True, cwd=str(base), env=_clean_env()).stdout
     assert "site-packages" in where and str(ROOT) not in where
+    # Everything installs under the `lyricbeam` namespace: no generic top-level module names.
+    generic = subprocess.run([python, "-c", "import importlib.util as u; "
+                              "print([n for n in ('pipeline', 'transforms', 'schemas', 'training') if u.find_spec(n)])"],
+                             check=True, capture_output=True, text=True, cwd=str(base), env=_clean_env()).stdout
+    assert generic.strip() == "[]"
 
 
 def test_portable_runner_with_an_external_worker_pool(wheel_venv, sample_run, tmp_path):
@@ -74,7 +80,7 @@ def test_portable_runner_with_an_external_worker_pool(wheel_venv, sample_run, tm
             time.sleep(0.2)
         out = tmp_path / "out"
         done = subprocess.run(
-            [sys.executable, "-m", "pipeline.cli", "run", "--config", str(ROOT / "configs/sample.yaml"),
+            [sys.executable, "-m", "lyricbeam.pipeline.cli", "run", "--config", str(ROOT / "configs/sample.yaml"),
              "--output", str(out), "--runner", "PortableRunner", "--job_endpoint", "embed",
              "--environment_type", "EXTERNAL", "--environment_config", f"localhost:{port}"],
             cwd=str(ROOT), capture_output=True, text=True, timeout=RUN_TIMEOUT_S)

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from schemas.records import AnnotationEvent, Song
-from transforms.clean import CleanConfig, decode_streaming
-from transforms.quality import (QualityConfig, QualityFilter, bandwidth_hz, check_quality, judge_bandwidth,
+from lyricbeam.schemas.records import AnnotationEvent, Song
+from lyricbeam.transforms.audio.clean import CleanConfig, decode_streaming
+from lyricbeam.transforms.quality import (QualityConfig, QualityFilter, bandwidth_hz, check_quality, judge_bandwidth,
                                 judge_language, judge_lyrics_match, judge_sample_rate, language_share,
                                 lyric_chunks, quality_verdicts)
-from transforms.rejects import REJECTS, RejectError
-from transforms.transcribe import HeardWord, shared_word_share
+from lyricbeam.transforms.rejects import REJECTS, RejectError
+from lyricbeam.transforms.alignment.transcribe import HeardWord, shared_word_share
 
 JAMENDO_LYRICS = "jamendo/lyrics/{}.txt"
 
@@ -162,7 +162,7 @@ def test_vocal_activity_does_not_depend_on_the_level(shared):
     # Band-limited (11.025 kHz source) German song: measured 0.44 at 0 dB and 0.04 at -12 dB before
     # the level was normalised; an instrumental recording stays far below the threshold at any level.
     from conftest import SAMPLE
-    from transforms.quality import vocal_activity
+    from lyricbeam.transforms.quality import vocal_activity
 
     y, rate = sf.read(shared / "jamendo/audio/Veränderung_-_doromusis.mp3", dtype="float32", frames=60 * 44100,
                       start=40 * 44100)

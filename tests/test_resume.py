@@ -19,10 +19,10 @@ def shard_digests(out) -> dict:
 
 
 def test_resume_after_kill_minus_9(sample_run, tmp_path):
-    from pipeline.cli import main
+    from lyricbeam.pipeline.cli import main
 
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--config", str(ROOT / "configs/sample.yaml"),
+    command = [sys.executable, "-m", "lyricbeam.pipeline.cli", "run", "--config", str(ROOT / "configs/sample.yaml"),
                "--output", str(out), "--direct_running_mode", "in_memory"]
     proc = subprocess.Popen(command, cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -4,9 +4,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from schemas.arrow import (COLUMNS, CONFIGS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, hf_features,
+from lyricbeam.schemas.arrow import (COLUMNS, CONFIGS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, hf_features,
                            segments_schema, songs_schema)
-from transforms.write import rows_to_table, shard_count, shard_name, write_table
+from lyricbeam.transforms.storage.write import rows_to_table, shard_count, shard_name, write_table
 
 
 def segment_row(i, frames=5):

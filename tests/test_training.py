@@ -8,9 +8,9 @@ import soundfile as sf
 import torch
 import yaml
 
-from training.data import LoaderConfig, SegmentStream, list_shards, row_group_units
-from training.models import FusionConfig, FusionModel
-from training.train import FusionTrainer, train
+from lyricbeam.training.data import LoaderConfig, SegmentStream, list_shards, row_group_units
+from lyricbeam.training.models import FusionConfig, FusionModel
+from lyricbeam.training.train import FusionTrainer, train
 
 from conftest import ROOT
 
@@ -19,8 +19,8 @@ TINY = str(ROOT / "configs" / "train_fusion_tiny.yaml")
 
 @pytest.fixture(scope="session")
 def jamendo_dataset(shared, tmp_path_factory):
-    from pipeline.cli import main
-    from transforms.jamendo import to_dali_corpus
+    from lyricbeam.pipeline.cli import main
+    from lyricbeam.pipeline.jamendo import to_dali_corpus
 
     base = tmp_path_factory.mktemp("jamendo")
     to_dali_corpus(str(shared / "jamendo"), str(base / "dali"))
@@ -133,7 +133,7 @@ def test_resume_gives_the_same_state_as_an_uninterrupted_run(jamendo_dataset, tm
 
 
 def test_generator_trains_and_generates_audio(jamendo_dataset, fusion_run, tmp_path):
-    from pipeline.cli import main
+    from lyricbeam.pipeline.cli import main
 
     fusion_dir, _ = fusion_run
     run = str(tmp_path / "generator")
@@ -158,7 +158,7 @@ def test_torchrun_ddp_on_cpu(jamendo_dataset, tmp_path):
     import sys
 
     run = str(tmp_path / "ddp")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "pipeline.cli",
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "lyricbeam.pipeline.cli",
                            "train", "fusion", "--data", jamendo_dataset, "--run-dir", run, "--steps", "12",
                            "--config", TINY], capture_output=True, text=True, timeout=300, cwd=str(ROOT))
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -171,7 +171,7 @@ def test_torchrun_ddp_on_cpu(jamendo_dataset, tmp_path):
 def test_batches_from_a_dataloader_reach_the_device():
     # A DataLoader hands the stream's numpy arrays over as torch tensors; those must move too
     # (on a GPU they had stayed on the CPU and the first step failed).
-    from training.train import to_device
+    from lyricbeam.training.train import to_device
 
     batch = {"mel": torch.zeros(2, 3), "onsets": np.zeros(4, np.float32), "segment_id": ["a", "b"]}
     moved = to_device(batch, torch.device("meta"))
@@ -191,7 +191,7 @@ def test_float_columns_are_read_as_arrays_equal_to_their_values(jamendo_dataset)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from training.data import float_rows
+    from lyricbeam.training.data import float_rows
 
     table = pa.table({"m": pa.array([[[1.0, 2.0], [3.0, 4.0]], None, [], [[5.0, 6.0]]], pa.list_(pa.list_(pa.float32()))),
                       "v": pa.array([[1.0], None, [], [2.0, 3.0]], pa.list_(pa.float32()))})

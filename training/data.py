@@ -73,7 +73,7 @@ def mel_from_flac(data: bytes, n_mels: int = 80) -> np.ndarray:
     import librosa
     import soundfile as sf
 
-    from transforms.features import log_mel
+    from lyricbeam.transforms.features.acoustic import log_mel
 
     y, sr = sf.read(io.BytesIO(data), dtype="float32")
     if sr != 16000:

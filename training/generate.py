@@ -6,8 +6,8 @@ import os
 import numpy as np
 import torch
 
-from training.models import FusionConfig, FusionModel, GeneratorConfig
-from training.train import CHECKPOINT, GeneratorModule, _make
+from lyricbeam.training.models import FusionConfig, FusionModel, GeneratorConfig
+from lyricbeam.training.train import CHECKPOINT, GeneratorModule, _make
 
 SAMPLE_RATE, HOP, N_FFT = 16000, 160, 400
 
@@ -33,7 +33,7 @@ def _fusion_config_of(state: dict) -> dict:
 
 def text_inputs(text: str, max_words: int = 48) -> dict:
     """Word and text embeddings of a prompt, as the pipeline's embed stage computes them."""
-    from transforms.embed import encode_contexts, word_spans
+    from lyricbeam.transforms.features.embed import encode_contexts, word_spans
 
     words = text.split()[:max_words]
     joined, spans = word_spans(words)

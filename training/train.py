@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import yaml
 
-from training.data import LoaderConfig, SegmentStream
-from training.models import (FusionConfig, FusionModel, GeneratorConfig, MelGenerator, mel_loss,
+from lyricbeam.training.data import LoaderConfig, SegmentStream
+from lyricbeam.training.models import (FusionConfig, FusionModel, GeneratorConfig, MelGenerator, mel_loss,
                              retrieval_metrics)
 
 CHECKPOINT = "checkpoint.pt"

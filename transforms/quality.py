@@ -14,9 +14,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from schemas.records import Song
-from transforms.audio_store import song_blocks, song_length
-from transforms.rejects import RejectError, RejectingDoFn
+from lyricbeam.schemas.records import Song
+from lyricbeam.transforms.storage.audio_store import song_blocks, song_length
+from lyricbeam.transforms.rejects import RejectError, RejectingDoFn
 
 LANGUAGE_CODES = {
     "english": "en", "german": "de", "french": "fr", "italian": "it", "spanish": "es",

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from schemas.records import Reject, Song
+from lyricbeam.schemas.records import Reject, Song
 
 REJECTS = "rejects"
 LOG = logging.getLogger("lyricbeam")

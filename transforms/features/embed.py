@@ -15,9 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-from schemas.records import Song
-from transforms.rejects import RejectingDoFn
-from transforms.threads import torch_threads
+from lyricbeam.schemas.records import Song
+from lyricbeam.transforms.rejects import RejectingDoFn
+from lyricbeam.transforms.threads import torch_threads
 
 EMBEDDING_DIM = 384
 _MODELS: dict[str, tuple] = {}

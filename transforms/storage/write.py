@@ -1,6 +1,6 @@
 """Write: Hugging Face-style sharded Parquet, `data/<config>/<split>-NNNNN-of-NNNNN.parquet`.
 
-Rows arrive as references to the per-song files `ToRows` wrote (transforms/cache.py), so
+Rows arrive as references to the per-song files `ToRows` wrote (transforms/storage/cache.py), so
 only small records cross the shuffles and a shard writer holds one shard's rows. Shard
 counts come from each (config, split)'s estimated size so no shard grows past
 `max_shard_bytes`; a row's shard is a hash of its id, and rows are sorted by id inside a
@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from schemas.arrow import COLUMNS, MATRIX, VECTOR, schema_for
-from transforms.cache import RowRef
+from lyricbeam.schemas.arrow import MATRIX, VECTOR, schema_for
+from lyricbeam.transforms.storage.cache import RowRef
 
 ID_COLUMN = {"songs": "song_id", "segments": "segment_id"}
 BOOL_LIST = pa.list_(pa.bool_())

@@ -10,7 +10,7 @@ import unicodedata
 
 import apache_beam as beam
 
-from schemas.records import Song
+from lyricbeam.schemas.records import Song
 
 SPLITS = ("train", "validation", "test")
 

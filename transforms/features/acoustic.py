@@ -11,9 +11,9 @@ import threading
 
 import numpy as np
 
-from schemas.records import Song
-from transforms.audio_store import padded_slice, song_length, song_samples
-from transforms.rejects import RejectingDoFn
+from lyricbeam.schemas.records import Song
+from lyricbeam.transforms.storage.audio_store import padded_slice, song_length, song_samples
+from lyricbeam.transforms.rejects import RejectingDoFn
 
 F0_TRACKERS = ("praat_ac", "praat_cc", "yin", "pyin", "none")
 

@@ -6,7 +6,6 @@ unpickler resolves only that class (to an inert stand-in) and plain containers.
 """
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import math
@@ -14,8 +13,8 @@ import pickle
 import zlib
 from typing import Any
 
-from schemas.records import AnnotationEvent
-from transforms.rejects import RejectError
+from lyricbeam.schemas.records import AnnotationEvent
+from lyricbeam.transforms.rejects import RejectError
 
 LEVELS = ("notes", "words", "lines", "paragraphs")
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024

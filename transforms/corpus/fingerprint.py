@@ -58,7 +58,7 @@ def resample_blocks(blocks, sr: int, target: int):
 
 def framed_stretch(y: np.ndarray, first: int, stop: int, n_fft: int, hop: int) -> np.ndarray:
     """Samples under frames `[first, stop)` of a centred, zero-padded STFT of `y` (for `center=False`)."""
-    from transforms.audio_store import padded_slice
+    from lyricbeam.transforms.storage.audio_store import padded_slice
 
     return padded_slice(y, first * hop - n_fft // 2, (stop - 1) * hop - n_fft // 2 + n_fft)
 

@@ -20,8 +20,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from schemas.arrow import SCHEMA_VERSION
-from schemas.records import Song
+from lyricbeam.schemas.arrow import SCHEMA_VERSION
+from lyricbeam.schemas.records import Song
 
 CONFIGS = ("songs", "segments")
 
@@ -56,7 +56,7 @@ def cache_paths(cache_dir: str, key: str) -> dict[str, str]:
 
 def write_cached_rows(cache_dir: str, key: str, rows: list[tuple[str, dict]], sample_rate: int) -> list[RowRef]:
     """Write a song's rows to its per-song Parquet files; return their references."""
-    from transforms.write import estimate_row_bytes, row_id, rows_to_table, write_table
+    from lyricbeam.transforms.storage.write import estimate_row_bytes, row_id, rows_to_table, write_table
 
     paths = cache_paths(cache_dir, key)
     refs = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from schemas.records import Reject, Song
+from lyricbeam.schemas.records import Reject, Song
 
 LOSSLESS = {"wav": 0, "flac": 0, "aiff": 0, "ogg": 1, "mp3": 1}
 

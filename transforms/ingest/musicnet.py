@@ -9,8 +9,8 @@ import csv
 import io
 import math
 
-from schemas.records import AnnotationEvent
-from transforms.rejects import RejectError
+from lyricbeam.schemas.records import AnnotationEvent
+from lyricbeam.transforms.rejects import RejectError
 
 LABEL_SAMPLE_RATE = 44100
 OFFICIAL_HEADER = ["start_time", "end_time", "instrument", "note", "start_beat", "end_beat", "note_value"]

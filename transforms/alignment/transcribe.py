@@ -259,14 +259,14 @@ def loaded_faster_whisper(model_dir: str, threads: int = 1,
 
 def loaded_openai_whisper(checkpoint: str):
     """openai-whisper's model of `checkpoint` for whisper-timestamped, loaded once per process."""
-    from transforms.whisper_models import load_openai_whisper
+    from lyricbeam.transforms.alignment.whisper_models import load_openai_whisper
 
     return _cached(("whisper-timestamped", checkpoint), lambda: load_openai_whisper(checkpoint))
 
 
 def _model_paths(backend: str, model_dir: str, checkpoint: str) -> tuple[str, str]:
     """(CTranslate2 model directory, openai-whisper checkpoint or "") that `backend` transcribes with."""
-    from transforms.whisper_models import base_dir, openai_checkpoint
+    from lyricbeam.transforms.alignment.whisper_models import base_dir, openai_checkpoint
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown transcription backend {backend!r}; known: {BACKENDS}")
@@ -335,7 +335,7 @@ def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language:
     temperature-fallback samples, drawn at `fallback_temperatures`."""
     import whisper_timestamped
 
-    from transforms.threads import torch_threads
+    from lyricbeam.transforms.threads import torch_threads
 
     model = loaded_openai_whisper(checkpoint)
     if not model.is_multilingual:
@@ -419,7 +419,7 @@ def collapse_repeats(words: list[str], longest: int = 8) -> list[str]:
 def lyrics_match_wer(lyric_words: list[str], heard: list[HeardWord]) -> float:
     """WER of the transcript against the lyrics, both normalised (case, accents, punctuation) and
     with immediate repeats collapsed (`collapse_repeats`) on both sides."""
-    from transforms.line_placement import normalize_word
+    from lyricbeam.transforms.alignment.line_placement import normalize_word
 
     reference = collapse_repeats([w for w in (normalize_word(x) for x in lyric_words) if w])
     hypothesis = collapse_repeats([w for w in (normalize_word(x.text) for x in heard) if w])
@@ -441,7 +441,7 @@ def shared_word_share(lyric_words: list[str], heard: list[HeardWord]) -> Optiona
     renderings another song's lyrics shared none of their distinctive words with the
     transcript, while the right lyrics shared 12-78 % of them.
     """
-    from transforms.line_placement import normalize_word
+    from lyricbeam.transforms.alignment.line_placement import normalize_word
 
     def distinctive(words):
         return collapse_repeats([w for w in words if len(w) >= DISTINCTIVE_LETTERS])

@@ -12,9 +12,9 @@ import io
 import numpy as np
 import soundfile as sf
 
-from schemas.records import AnnotationEvent, Song
-from transforms.audio_store import song_blocks, song_length, song_samples
-from transforms.rejects import RejectingDoFn
+from lyricbeam.schemas.records import AnnotationEvent, Song
+from lyricbeam.transforms.storage.audio_store import song_blocks, song_length, song_samples
+from lyricbeam.transforms.rejects import RejectingDoFn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +167,7 @@ class ToRows(RejectingDoFn):
         self.rows_dir, self.cache_digest = rows_dir, cache_digest
 
     def transform(self, song: Song) -> list:
-        from transforms.cache import cache_key, write_cached_rows
+        from lyricbeam.transforms.storage.cache import cache_key, write_cached_rows
 
         rows = [("songs", song_row(song))] + [("segments", r) for r in segment_rows(song, self.config)]
         return write_cached_rows(self.rows_dir, cache_key(song, self.cache_digest), rows, song.sample_rate)

@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.records import Song
+from lyricbeam.schemas.records import Song
 
 SAMPLE_BYTES = 4  # little-endian float32
 

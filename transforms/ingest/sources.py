@@ -15,10 +15,11 @@ from typing import Any, Iterable, Optional
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from schemas.records import Reject, Song
-from transforms import dali, musicnet
-from transforms.clean import read_bytes
-from transforms.rejects import RejectError, RejectingDoFn
+from lyricbeam.schemas.records import Reject, Song
+from lyricbeam.transforms.ingest import dali
+from lyricbeam.transforms.ingest import musicnet
+from lyricbeam.transforms.audio.clean import read_bytes
+from lyricbeam.transforms.rejects import RejectError, RejectingDoFn
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif")
 ANNOTATION_SUFFIXES = (".json.gz", ".gz", ".json", ".pickle", ".pkl")

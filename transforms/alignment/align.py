@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
 
 import numpy as np
 
-from schemas.records import AlignedWord, Song, SongAlignment
-from transforms.rejects import LOG, RejectError, RejectingDoFn
-from transforms.transcribe import FALLBACK_NO_REPEAT_NGRAM, FALLBACK_TEMPERATURES
+from lyricbeam.schemas.records import AlignedWord, Song, SongAlignment
+from lyricbeam.transforms.rejects import LOG, RejectError, RejectingDoFn
+from lyricbeam.transforms.alignment.transcribe import FALLBACK_NO_REPEAT_NGRAM, FALLBACK_TEMPERATURES
 
 if TYPE_CHECKING:
-    from transforms.quality import QualityConfig
-    from transforms.transcribe import WindowEncodings
+    from lyricbeam.transforms.quality import QualityConfig
+    from lyricbeam.transforms.alignment.transcribe import WindowEncodings
 
 SAMPLE_RATE = 16000
 HOP = 160  # mel frames of 10 ms
@@ -301,7 +301,7 @@ def spread_held_vowel_lines(words: list[AlignedWord], lines: list[list[str]]) ->
     window (the Spanish benchmark song's four "ooh"s, sung over 26 s, all started in its first
     9 s); such a line fills its time. The last line keeps its aligned times: nothing bounds it.
     """
-    from transforms.line_placement import is_held_vowel_line
+    from lyricbeam.transforms.alignment.line_placement import is_held_vowel_line
 
     out = list(words)
     firsts = line_first_words(lines)
@@ -322,7 +322,7 @@ _ALIGNERS: dict[tuple, "WhisperAligner"] = {}
 
 def aligner_for(language: str, config: AlignConfig) -> tuple[WhisperAligner, str]:
     """The (loaded once per process) aligner for `language`, and its model name."""
-    from transforms.whisper_models import model_dir_for
+    from lyricbeam.transforms.alignment.whisper_models import model_dir_for
 
     model_dir, model_name = model_dir_for(language, config.model_dir)
     bundled = "" if config.model_dir else ("tiny.en" if model_name.endswith("tiny.en") else "base")
@@ -350,7 +350,7 @@ def placement_aligner_for(language: str, config: AlignConfig) -> WhisperAligner:
     placing them (the model of the transcription pass) and tiny.en timing the words, the
     English song's AAE over three transcription seeds fell from 0.84-1.65 s to 0.65-0.73 s.
     """
-    from transforms.whisper_models import base_dir
+    from lyricbeam.transforms.alignment.whisper_models import base_dir
 
     chosen = config.placement_model_dir or config.model_dir
     if chosen:
@@ -362,7 +362,7 @@ def load_alignment_models(language: str, config: AlignConfig, line_onsets_given:
     """Load every model `align_song` uses for a song in `language` (each once per process): the
     aligner; unless the song's line onsets are given and used, the placement aligner; and the
     transcription model for placing lines or measuring the lyrics match."""
-    from transforms.transcribe import load_transcriber
+    from lyricbeam.transforms.alignment.transcribe import load_transcriber
 
     aligner_for(language, config)
     placing = not line_onsets_given or config.line_times == "transcript"
@@ -375,7 +375,7 @@ def load_alignment_models(language: str, config: AlignConfig, line_onsets_given:
 
 def line_first_words(lines: list[list[str]]) -> list[int]:
     """Index of each line's first word in the song's flat word list."""
-    from transforms.line_placement import line_bounds
+    from lyricbeam.transforms.alignment.line_placement import line_bounds
 
     return [int(x) for x in line_bounds([len(line) for line in lines])[:-1]]
 
@@ -405,7 +405,7 @@ def transcribe_song(read: Callable, duration: float, language: str, config: Alig
 
     `max_tokens` (> 0): at most this many tokens decoded per 30 s window. `encodings`: receives
     the encoder output of every window (faster-whisper), in song time."""
-    from transforms.transcribe import HeardWord, WindowEncodings, transcribe
+    from lyricbeam.transforms.alignment.transcribe import HeardWord, WindowEncodings, transcribe
 
     heard, model = [], ""
     while start < duration:
@@ -462,7 +462,7 @@ def sampled_lyrics_match(read: Callable, duration: float, words: list[AlignedWor
     measure the match at a fraction of a whole-song transcription (`lyrics_match_chunks`;
     0 transcribes the whole song).
     """
-    from transforms.transcribe import lyrics_match_wer, shared_word_share
+    from lyricbeam.transforms.alignment.transcribe import lyrics_match_wer, shared_word_share
 
     if config.lyrics_match_chunks <= 0:
         heard, model = transcribe_song(read, duration, language, config, word_times=False)
@@ -490,7 +490,7 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
     compete with it for those lines (`later_windows`). `encodings`: the transcription's, for
     windows inside them.
     """
-    from transforms.line_placement import line_bounds, unanchored_stretches
+    from lyricbeam.transforms.alignment.line_placement import line_bounds, unanchored_stretches
 
     window_s = search_window(config)
     reach_s = window_s * 2 / 3 if reach_s is None else reach_s
@@ -580,7 +580,7 @@ def later_windows(aligner: WhisperAligner, read: Callable, words: list[str], lea
 def transcription_encodings(config: AlignConfig, aligner_hears_the_mix: bool) -> Optional["WindowEncodings"]:
     """An empty `WindowEncodings` for the transcription pass to fill, when aligner windows may reuse them
     (`config.reuse_encodings`; faster-whisper; the aligner hearing what the transcription hears)."""
-    from transforms.transcribe import WindowEncodings
+    from lyricbeam.transforms.alignment.transcribe import WindowEncodings
 
     wanted = config.reuse_encodings != "none" and config.transcriber == "faster-whisper" and aligner_hears_the_mix
     return WindowEncodings() if wanted else None
@@ -590,7 +590,7 @@ def same_model(aligner: WhisperAligner, config: AlignConfig) -> bool:
     """Whether `aligner` runs the transcription pass's model (so its encoder outputs are the aligner's own)."""
     import os
 
-    from transforms.whisper_models import base_dir
+    from lyricbeam.transforms.alignment.whisper_models import base_dir
 
     transcribing = config.transcribe_model_dir or base_dir()
     return os.path.realpath(aligner.model_dir) == os.path.realpath(transcribing)
@@ -623,7 +623,7 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
     (`search_unanchored_lines`). With `lyrics_match`, the transcript's WER against the
     lyrics is measured.
     """
-    from transforms.transcribe import lyrics_match_wer, shared_word_share
+    from lyricbeam.transforms.alignment.transcribe import lyrics_match_wer, shared_word_share
 
     if config.line_times not in LINE_TIMES:
         raise ValueError(f"align.line_times must be one of {LINE_TIMES}")
@@ -739,7 +739,7 @@ def placement_by_transcripts(read: Callable, heard_read: Callable, duration: flo
 def placement_transcript(heard_read: Callable, duration: float, flat: list[str], language: str, config: AlignConfig,
                          placer: WhisperAligner, seed: int, encodings: Optional["WindowEncodings"]):
     """The song's transcript sampled with `seed` (where decoding falls back to sampling), its model's name."""
-    from transforms.transcribe import restart_sampling
+    from lyricbeam.transforms.alignment.transcribe import restart_sampling
 
     config = dataclasses.replace(config, transcribe_seed=seed)
     restart_sampling()  # the song's placement transcripts depend on this song and seed only
@@ -752,7 +752,7 @@ def placed_from_transcripts(read: Callable, heard_read: Callable, duration: floa
                             transcripts: list, encodings: Optional["WindowEncodings"]) -> TranscriptPlacement:
     """Lines placed from the anchors of `transcripts` ((words, model) pairs; `line_placement.place_lines`),
     then the aligner's search for unanchored lines, and the words aligned in windows at those lines."""
-    from transforms.line_placement import place_lines
+    from lyricbeam.transforms.alignment.line_placement import place_lines
 
     flat = [w for line in lines for w in line]
     heard, transcript_model = transcripts[0]
@@ -799,7 +799,7 @@ def song_lyric_lines(song: Song) -> list[list[int]]:
 
 def alignment_language(song: Song) -> str:
     """ISO 639-1 code of the song's lyrics: metadata first, then what langid found, then langid now."""
-    from transforms.quality import LANGUAGE_CODES, detect_language
+    from lyricbeam.transforms.quality import LANGUAGE_CODES, detect_language
 
     code = LANGUAGE_CODES.get(song.language.strip().lower(), "")
     if not code and len(song.language.strip()) == 2:
@@ -836,7 +836,7 @@ class AlignLyrics(RejectingDoFn):
     def setup(self) -> None:
         # The transcription model serves every language: loaded once per worker here, not in
         # the first song (the aligners, one per language, load with their first song).
-        from transforms.transcribe import load_transcriber
+        from lyricbeam.transforms.alignment.transcribe import load_transcriber
 
         if self.config.enabled and (self.config.lyrics_match or self.config.line_times != "source"):
             try:
@@ -857,7 +857,7 @@ class AlignLyrics(RejectingDoFn):
     def _aligned(self, song: Song, language: str) -> SongAlignment:
         from apache_beam.io.filesystems import FileSystems
 
-        from transforms.audio_store import song_samples
+        from lyricbeam.transforms.storage.audio_store import song_samples
 
         path = self._cache_path(song, language) if self.cache_dir else ""
         if path and FileSystems.exists(path):
@@ -913,7 +913,7 @@ class AlignLyrics(RejectingDoFn):
         song = song.replace(alignment=result, lyrics_match_wer=result.lyrics_match_wer,
                             lyrics_match_shared=result.lyrics_match_shared,
                             alignment_score=result.mean_confidence)
-        from transforms.quality import check_lyrics_match
+        from lyricbeam.transforms.quality import check_lyrics_match
 
         check_lyrics_match(song, self.quality)
         return song

@@ -14,10 +14,10 @@ import unicodedata
 import numpy as np
 import soundfile as sf
 
-from schemas.records import AnnotationEvent, Song
-from transforms.audio_store import AudioFileWriter, audio_file_path, read_sidecar
-from transforms.quality import Verdict, bandwidth_hz, pinned_to_peak
-from transforms.rejects import RejectError, RejectingDoFn
+from lyricbeam.schemas.records import AnnotationEvent, Song
+from lyricbeam.transforms.storage.audio_store import AudioFileWriter, audio_file_path, read_sidecar
+from lyricbeam.transforms.quality import Verdict, bandwidth_hz, pinned_to_peak
+from lyricbeam.transforms.rejects import RejectError, RejectingDoFn
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,11 +26,11 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from schemas.records import Reject, Song
-from transforms.dedup import LOSSLESS, song_key
-from transforms.audio_store import song_blocks
-from transforms.fingerprint import Fingerprint, FingerprintConfig, fingerprint_blocks, match_score
-from transforms.rejects import RejectingDoFn
+from lyricbeam.schemas.records import Reject, Song
+from lyricbeam.transforms.corpus.dedup import LOSSLESS, song_key
+from lyricbeam.transforms.storage.audio_store import song_blocks
+from lyricbeam.transforms.corpus.fingerprint import FingerprintConfig, fingerprint_blocks, match_score
+from lyricbeam.transforms.rejects import RejectingDoFn
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Lyrics alignment: the Align stage, line placement from transcripts, transcription, Whisper weights."""

@@ -1,0 +1,1 @@
+"""Reading the inputs: song discovery and the DALI and MusicNet annotation readers."""
