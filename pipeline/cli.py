@@ -61,9 +61,6 @@ def _train_parsers(sub: argparse._SubParsersAction) -> None:
                           help="backend of the transcription pass (line placement and lyrics-match WER)")
     evaluate.add_argument("--no-offset-correction", action="store_true",
                           help="with --reference-lines: use the given onsets as they are (no measured offset correction)")
-    evaluate.add_argument("--front-end", default="none", choices=["none", "harmonic"],
-                          help="what the aligner hears: the mix, or its harmonic part (librosa HPSS)")
-    evaluate.add_argument("--pad-windows", action="store_true", help="encode every window as a padded 30 s input")
     evaluate.add_argument("--model-dir", default="",
                           help="the aligner's CTranslate2 Whisper model directory for every song "
                                "(default: tiny.en for English, the multilingual base otherwise)")

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from lyricbeam.transforms.alignment.align import FRONT_ENDS, LINE_TIMES, REUSE_ENCODINGS, AlignConfig
+from lyricbeam.transforms.alignment.align import LINE_TIMES, REUSE_ENCODINGS, AlignConfig
 from lyricbeam.transforms.audio.clean import CleanConfig
 from lyricbeam.transforms.features.embed import EmbedConfig
 from lyricbeam.transforms.features.acoustic import F0_TRACKERS, FeatureConfig
@@ -95,9 +95,14 @@ def _is_remote(path: str) -> bool:
     return "://" in path
 
 
-def _section(name: str, values: dict[str, Any], base_dir: str) -> Any:
+# Fields of a section that are not a run's settings (the alignment's measured constants).
+NOT_SETTINGS = {("align", "tuning")}
+
+
+def _section_values(name: str, values: dict[str, Any], base_dir: str) -> dict[str, Any]:
+    """`values` of section `name` checked and converted: paths resolved against `base_dir`, lists as tuples."""
     cls = _SECTION_TYPES[name]
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    known = {f.name: f for f in dataclasses.fields(cls) if (name, f.name) not in NOT_SETTINGS}
     unknown = set(values) - set(known)
     if unknown:
         raise ConfigError(f"unknown key(s) in '{name}': {sorted(unknown)}; known: {sorted(known)}")
@@ -112,7 +117,7 @@ def _section(name: str, values: dict[str, Any], base_dir: str) -> Any:
             if len(value) != 3 or min(value) < 0 or sum(value) <= 0:
                 raise ConfigError("split.fractions must be three non-negative numbers")
         converted[key] = value
-    return cls(**converted)
+    return converted
 
 
 def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = None) -> PipelineConfig:
@@ -131,12 +136,12 @@ def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = No
     unknown = set(raw) - set(_SECTION_TYPES)
     if unknown:
         raise ConfigError(f"unknown section(s) {sorted(unknown)}; known: {sorted(_SECTION_TYPES)}")
-    sections = {name: _section(name, dict(raw.get(name) or {}), base_dir) for name in _SECTION_TYPES}
+    sections = {name: cls(**_section_values(name, dict(raw.get(name) or {}), base_dir))
+                for name, cls in _SECTION_TYPES.items()}
     for name, values in (overrides or {}).items():
         values = {k: v for k, v in values.items() if v is not None}
-        if values:
-            merged = {**dataclasses.asdict(sections[name]), **values}
-            sections[name] = _section(name, merged, os.getcwd())
+        if values:  # command-line paths are relative to where the command runs
+            sections[name] = dataclasses.replace(sections[name], **_section_values(name, values, os.getcwd()))
     config = PipelineConfig(**sections, beam_options=tuple(sorted(beam_options.items())))
     if config.features.f0_tracker not in F0_TRACKERS:
         raise ConfigError(f"features.f0_tracker must be one of {F0_TRACKERS}")
@@ -144,8 +149,6 @@ def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = No
         raise ConfigError(f"align.line_times must be one of {LINE_TIMES}")
     if config.align.reuse_encodings not in REUSE_ENCODINGS:
         raise ConfigError(f"align.reuse_encodings must be one of {REUSE_ENCODINGS}")
-    if config.align.front_end not in FRONT_ENDS:
-        raise ConfigError(f"align.front_end must be one of {FRONT_ENDS}")
     from lyricbeam.transforms.alignment.transcribe import BACKENDS
 
     if config.align.transcriber not in BACKENDS:

@@ -182,12 +182,11 @@ def cpu_description() -> str:
 def main(args) -> int:
     import dataclasses
 
-    from lyricbeam.transforms.alignment.align import AlignConfig
+    from lyricbeam.transforms.alignment.align import AlignConfig, AlignTuning
 
-    config = dataclasses.replace(AlignConfig(), transcriber=args.transcriber, pad_windows=args.pad_windows,
-                                 front_end=args.front_end, model_dir=args.model_dir,
-                                 lyrics_match=not args.no_lyrics_match,
-                                 offset_passes=0 if args.no_offset_correction else AlignConfig.offset_passes)
+    tuning = AlignTuning(offset_passes=0) if args.no_offset_correction else AlignTuning()
+    config = AlignConfig(transcriber=args.transcriber, model_dir=args.model_dir, lyrics_match=not args.no_lyrics_match,
+                         tuning=tuning)
     seeds = [int(seed) for seed in str(args.seeds).split(",")]
     report = over_seeds([evaluate(args.jamendo, args.song, args.reference_lines, args.threads,
                                   dataclasses.replace(config, transcribe_seed=seed), args.reference_shift)

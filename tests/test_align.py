@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lyricbeam.pipeline.eval_alignment import average_over_songs, onset_metrics, read_song
-from lyricbeam.transforms.alignment.align import words_from_alignment, windows_from_line_onsets
+from lyricbeam.transforms.alignment.align import AlignTuning, words_from_alignment, windows_from_line_onsets
 from lyricbeam.transforms.alignment import whisper_models
 
 
@@ -108,29 +108,17 @@ def test_word_error_rate_and_lyrics_match():
     assert lyrics_match_wer(["don't", "go"], loop) == 0.0
 
 
-def test_unanchored_lines_are_transcribed_again_with_their_lyrics_as_hint():
+def test_lines_without_anchors_are_spread_between_their_anchored_neighbours():
     from lyricbeam.transforms.alignment.line_placement import place_lines, unanchored_stretches
     from lyricbeam.transforms.alignment.transcribe import HeardWord
 
     lines = [["the", "night", "is", "young"], ["we", "run", "and", "hide"], ["burn", "the", "embers"]]
-    first_pass = [HeardWord(w, t, t + 0.3, 0.9) for w, t in
-                  [("the", 10.0), ("night", 10.4), ("is", 10.8), ("young", 11.2), ("oh", 30.0), ("oh", 31.0)]]
+    heard = [HeardWord(w, t, t + 0.3, 0.9) for w, t in
+             [("the", 10.0), ("night", 10.4), ("is", 10.8), ("young", 11.2), ("oh", 30.0), ("oh", 31.0)]]
     assert unanchored_stretches([4, 4, 3], {0: 10.0, 1: 10.4}, 60.0) == [(1, 2, 10.4, 60.0)]
-    calls = []
-
-    def retranscribe(start, end, hint):
-        calls.append((start, end, hint))
-        # A hinted transcript must match runs of 3: "and" alone at 45 s is not trusted.
-        return [HeardWord(w, t, t + 0.3, 0.8) for w, t in
-                [("we", 40.0), ("run", 40.5), ("and", 40.9), ("hide", 45.0), ("burn", 52.0), ("the", 52.4),
-                 ("embers", 52.8)]]
-
-    onsets, anchored = place_lines(lines, first_pass, 60.0, retranscribe)
-    assert calls == [(11.2, 60.0, "we run and hide burn the embers")]
-    assert onsets == pytest.approx([10.0, 40.0, 52.0])
-    # Without the second pass the missing lines are only spread after the last anchor.
-    plain, _ = place_lines(lines, first_pass, 60.0)
-    assert plain[1] < 20.0
+    onsets, anchored = place_lines(lines, heard, 60.0)
+    assert sorted(anchored) == [0, 1, 2, 3] and onsets[0] == pytest.approx(10.0)
+    assert 11.2 < onsets[1] < onsets[2] < 60.0
 
 
 def test_converted_checkpoint_computes_what_ctranslate2_computes(shared):
@@ -445,7 +433,7 @@ def test_held_vowels_of_a_real_song_are_spread_over_their_line(shared):
     config = AlignConfig(lyrics_match=False)
     aligner, _ = aligner_for("es", config)
     spread = align_with_line_onsets(aligner, audio, lines, onsets, config)
-    packed = align_with_line_onsets(aligner, audio, lines, onsets, dataclasses.replace(config, spread_held_vowels=False))
+    packed = align_with_line_onsets(aligner, audio, lines, onsets, dataclasses.replace(config, tuning=dataclasses.replace(config.tuning, spread_held_vowels=False)))
     assert np.mean(np.abs(np.array([w.start for w in packed[:4]]) - reference)) > 5.0
     assert np.mean(np.abs(np.array([w.start for w in spread[:4]]) - reference)) < 1.0
     assert spread[4:] == packed[4:]
@@ -629,7 +617,7 @@ def test_lines_after_an_instrumental_passage_are_found_by_the_aligner(shared):
     aligner, _ = aligner_for("es", AlignConfig())
 
     def found(step):
-        config = dataclasses.replace(AlignConfig(), lyrics_match=False, search_step_s=step)
+        config = dataclasses.replace(AlignConfig(), lyrics_match=False, tuning=AlignTuning(search_step_s=step))
         return search_unanchored_lines(aligner, lambda a, b: audio[int(a * 16000): int(b * 16000)], lines,
                                        anchors, spread, 140.0, config)[1]
 
@@ -695,7 +683,7 @@ def test_the_placement_transcript_stops_at_a_multiple_of_the_lyrics_rate():
     assert transcript_token_limit(aligner, words, 120.0, AlignConfig()) == 3 * 80 // 4 + 32  # 20 tokens per 30 s
     assert transcript_token_limit(aligner, words, 20.0, AlignConfig()) == 3 * 80 + 32  # all of them in one window
     import dataclasses
-    assert transcript_token_limit(aligner, words, 120.0, dataclasses.replace(AlignConfig(), transcript_token_factor=0)) == 0
+    assert transcript_token_limit(aligner, words, 120.0, AlignConfig(tuning=AlignTuning(transcript_token_factor=0))) == 0
 
 
 def test_runs_with_other_transcription_seeds_are_averaged_and_kept():
@@ -852,7 +840,7 @@ def test_a_line_search_walk_never_opens_a_window_past_its_stretch():
     anchors = {0: 0.0, 8: 30.0, 9: 31.0}
     aligner = SlowAligner()
     onsets = search_unanchored_lines(aligner, lambda a, b: np.zeros(max(0, int(round((b - a) * 16000)))), lines,
-                                     anchors, [0.0, 7.5, 15.0, 22.5, 30.0], 40.0, AlignConfig(search_step_s=0.0))
+                                     anchors, [0.0, 7.5, 15.0, 22.5, 30.0], 40.0, AlignConfig(tuning=AlignTuning(search_step_s=0.0)))
     assert len(aligner.windows) > 1
     assert all(start <= 29.0 + 1e-9 and length >= 1.0 - 1e-9 for start, length in aligner.windows)
     assert np.all(np.diff(onsets) >= 0)
@@ -910,7 +898,7 @@ def test_a_line_window_loses_some_slack_for_a_transcription_window_to_hold_it():
     encodings.add(30.0, 30.0, _numbered_frames(0))
     assert encodings.held_within(28.0, 36.0, 29.0, 35.0) is None
     assert encodings.held_within(29.5, 36.0, 30.0, 35.0) == (30.0, 36.0)
-    config = AlignConfig(slack_s=1.0, held_trim_s=0.5)
+    config = AlignConfig(tuning=AlignTuning(slack_s=1.0, held_trim_s=0.5))
     onsets = [20.0, 30.5, 35.0]
     # line 1 (30.5-35.0 s) in 29.5-36.0 s: 0.5 s of its slack before it go
     assert held_line_window(encodings, 29.5, 36.0, onsets, 1, 60.0, config) == (30.0, 36.0)
@@ -921,7 +909,7 @@ def test_a_line_window_loses_some_slack_for_a_transcription_window_to_hold_it():
     # a line at 30.3 s in 29.3-36 s would lose 0.7 s of slack: more than 0.5 s
     assert held_line_window(encodings, 29.3, 36.0, [20.0, 30.3, 35.0], 1, 60.0, config) == (29.3, 36.0)
     assert held_line_window(encodings, 29.3, 36.0, [20.0, 30.3, 35.0], 1, 60.0,
-                            AlignConfig(slack_s=1.0, held_trim_s=1.0)) == (30.0, 36.0)
+                            AlignConfig(tuning=AlignTuning(slack_s=1.0, held_trim_s=1.0))) == (30.0, 36.0)
 
 
 def test_transcription_windows_are_found_in_the_song_by_position_not_by_value():
@@ -1021,13 +1009,18 @@ def test_alignment_settings_from_yaml_are_checked_and_kept_hashable(tmp_path):
     from lyricbeam.pipeline.config import ConfigError, load_config
 
     path = tmp_path / "run.yaml"
-    path.write_text("inputs: {dali_dir: dali}\nalign: {fallback_temperatures: [0.2, 0.4], reuse_encodings: placement}\n")
+    path.write_text("inputs: {dali_dir: dali}\nalign: {placement_min_score: 0.2, reuse_encodings: placement}\n")
     config = load_config(str(path))
-    assert config.align.fallback_temperatures == (0.2, 0.4) and config.align.reuse_encodings == "placement"
+    assert config.align.placement_min_score == 0.2 and config.align.reuse_encodings == "placement"
     hash(config.align)  # the aligners are cached by settings
     path.write_text("inputs: {dali_dir: dali}\nalign: {reuse_encodings: sometimes}\n")
     with pytest.raises(ConfigError, match="reuse_encodings"):
         load_config(str(path))
+    # the measured tuning constants are not a run's settings
+    for key in ("tuning: {slack_s: 2.0}", "slack_s: 2.0", "front_end: harmonic"):
+        path.write_text("inputs: {dali_dir: dali}\nalign: {" + key + "}\n")
+        with pytest.raises(ConfigError, match="unknown key"):
+            load_config(str(path))
 
 
 def test_a_placement_the_evidence_does_not_support_is_retried_marked_and_rejected_when_required(shared):
@@ -1042,13 +1035,14 @@ def test_a_placement_the_evidence_does_not_support_is_retried_marked_and_rejecte
 
     lines, _ = _vocadito_lines(shared)
     song = _song_with_lyrics(shared, lines)
-    strict = dataclasses.replace(AlignConfig(), line_times="transcript", placement_min_score=0.99, placement_retries=1)
+    strict = dataclasses.replace(AlignConfig(), line_times="transcript", placement_min_score=0.99,
+                                 tuning=AlignTuning(placement_retries=1))
     read = lambda a, b: song.audio[int(a * 16000): int(b * 16000)]  # noqa: E731
     aligner, _ = aligner_for("tl", strict)
-    best = placement_by_transcripts(read, read, song.duration, lines, "tl", strict, aligner)
+    best = placement_by_transcripts(read, song.duration, lines, "tl", strict, aligner)
     assert 0.0 < best.score < 0.99 and best.transcripts in (1, 2)
     lenient = dataclasses.replace(strict, placement_min_score=0.0)
-    assert placement_by_transcripts(read, read, song.duration, lines, "tl", lenient, aligner).transcripts == 1
+    assert placement_by_transcripts(read, song.duration, lines, "tl", lenient, aligner).transcripts == 1
     stage = AlignLyrics(strict, QualityConfig())
     stage.start_bundle()
     kept = stage.transform(song)

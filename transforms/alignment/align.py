@@ -37,7 +37,6 @@ WINDOW_FRAMES = 3000  # Whisper's 30 s input
 BACKEND = "ctranslate2-whisper"
 LINE_TIMES = ("auto", "source", "transcript")
 REUSE_ENCODINGS = ("none", "placement", "all")
-FRONT_ENDS = ("none", "harmonic")
 # Seconds added to every time the aligner gives, per bundled model: the negated median signed
 # onset error on speech whose word onsets are known exactly (bench/onset_bias.py; tiny.en is
 # late, base early). Other models get 0 unless `align.onset_correction_s` says otherwise.
@@ -45,51 +44,54 @@ ONSET_CORRECTION_S = {"tiny.en": -0.10, "base": 0.13}
 
 
 @dataclasses.dataclass(frozen=True)
+class AlignTuning:
+    """Constants of the alignment, chosen by measurement on the benchmark songs (bench/results/).
+
+    Not part of a run's configuration: they decide how well the aligner works, not what a user
+    wants from it. Benchmarks and tests vary them through `AlignConfig(tuning=...)`.
+    """
+
+    lead_s: float = 0.25  # audio before a given line onset in its window: sung onsets precede annotated ones
+    slack_s: float = 1.0  # audio either side of an estimated line window: estimated onsets are off by up to a second
+    offset_min_s: float = 0.2  # a source offset below this is within the aligner's own onset scatter
+    offset_passes: int = 1  # probes of the source's offset; a probe sees only `slack_s` around each onset
+    min_aligned_fraction: float = 0.5  # fewer words aligned than this share: the alignment has failed
+    lyrics_match_chunks: int = 3  # with source times, the lyrics match transcribes this many wordiest 30 s stretches (0: all)
+    weak_run_words: int = 3  # anchor runs of fewer transcript words are checked by the aligner: short runs are often chance
+    search_window_s: float = 20.0  # line-search windows: a 20 s window encodes 2.6x faster than a 30 s one
+    search_step_s: float = 10.0  # in a long stretch, windows this far apart compete for its lines (0: only the first)
+    search_window_min_s: float = 15.0  # a search window may end early, where a transcription window holds it, if this long
+    held_trim_s: float = 0.5  # a line window may give up this much of its slack where a transcription window then holds it
+    transcript_token_factor: float = 3.0  # tokens a placement transcript window may decode, x the lyrics' mean: loops stop early
+    fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM  # fallback samples may not repeat a 4-token n-gram: they repeated the loop
+    fallback_temperatures: tuple = FALLBACK_TEMPERATURES  # sampled while a window's decoding fails; higher ones only hallucinate
+    placement_retries: int = 4  # a doubtful placement is retried with at most this many more transcripts
+    spread_held_vowels: bool = True  # lines of bare vowels spread over their time: Whisper cannot tell one vowel from the next
+
+
+@dataclasses.dataclass(frozen=True)
 class AlignConfig:
+    """The `align` section of a run's configuration: the choices a user makes."""
+
     enabled: bool = True
-    required: bool = False  # True: a song whose alignment fails is rejected (`alignment_failed`)
+    required: bool = False  # True: a song whose alignment fails, or is suspect, is rejected (`alignment_failed`)
     model_dir: str = ""  # any CTranslate2 Whisper model directory; empty: tiny.en / base by language
     placement_model_dir: str = ""  # model whose alignments place the lines no transcript word anchored; empty: model_dir, else the multilingual base
     # Where lines are: "source" = the source's line times (offset-corrected), "transcript" = a
     # transcription pass, "auto" = source times when the source has them.
     line_times: str = "auto"
     lyrics_match: bool = True  # transcribe to measure the lyrics-match WER even when source times place the lines
-    lyrics_match_chunks: int = 3  # with source times: transcribe only the this many 30 s stretches richest in words (0: all)
     transcriber: str = "faster-whisper"  # or "whisper-timestamped"
     transcribe_model_dir: str = ""  # CTranslate2 model of the transcription pass; empty: the multilingual base
     whisper_timestamped_checkpoint: str = ""  # openai-whisper checkpoint; empty: converted from the above
-    lead_s: float = 0.25  # audio before a line's onset in its window (given onsets)
-    slack_s: float = 1.0  # audio before and after a line's window (estimated onsets)
-    front_end: str = "none"  # "harmonic": the aligner hears librosa's harmonic part (drums removed); measured, not better
-    pad_windows: bool = False  # True: every window is encoded as a padded 30 s input (slower)
-    retranscribe_gaps: bool = False  # transcribe stretches where no line was found again, hinted with their lyrics
-    check_anchors: bool = True  # the aligner checks doubtful anchors: hinted re-transcriptions' (their times drift), short runs
-    weak_run_words: int = 3  # a run of fewer transcript words anchored alone is doubtful (0: none)
-    search_unanchored: bool = True  # the aligner places lines no transcript word anchored, in the stretch between anchors
-    fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM  # transcription's temperature-fallback samples may not repeat a 4-token n-gram (0: may; faster-whisper only)
     transcribe_seed: int = 0  # seed of the transcription's temperature-fallback samples (another seed: another likely transcript)
-    fallback_temperatures: tuple = FALLBACK_TEMPERATURES  # sampled in turn while a transcription window's decoding fails (Whisper's own: 0.2 ... 1.0)
-    transcript_token_factor: float = 3.0  # placement transcript: at most this many times the lyrics' mean tokens per 30 s (+32) per window (0: no limit)
-    search_window_s: float = 20.0  # the line search's windows (≤ 30 s); a 20 s window encodes in 0.32 s, a 30 s one in 0.84 s
-    search_step_s: float = 10.0  # stretches longer than a window: also try windows this far apart, keep the likeliest (0: only at the last placed word)
-    search_window_min_s: float = 15.0  # a search window no transcription window holds is cut to end where the one holding its start ends, if this long
-    held_trim_s: float = 0.5  # a per-line window no transcription window holds loses up to this much of its slack at either end, if one then holds it
-    reuse_encodings: str = "all"  # aligner windows cut from the transcription's encoder outputs: "placement" (checks, line search), "all" (+ per-line windows), "none"
-    spread_held_vowels: bool = True  # lines of bare vowels (ooh ooh) spread over their time instead of the aligner's path
-    lead_in: bool = True  # windows with slack: align the previous line's last word first, to take the audio before the line
-    offset_min_s: float = 0.2  # a source offset at least this large is corrected
-    offset_passes: int = 1  # probe passes measuring the source's offset, each from the last correction (0: none; 2 measured no better, +1 s shift: 0.468 vs 0.469 s)
+    reuse_encodings: str = "all"  # aligner windows cut from the transcription's encoder outputs: "all", "placement" (checks, line search), "none" (slower, more accurate)
     onset_correction_s: Optional[float] = None  # added to every aligned time; None: the bundled model's measured bias (ONSET_CORRECTION_S), 0 for others
-    min_aligned_fraction: float = 0.5  # below it the alignment counts as failed
-    # Line placement without source times: a placement whose score (`placement_score`) is below
-    # `placement_min_score` is tried again with the next seed's transcript added to the evidence
-    # (up to `placement_retries` times), the best kept; still below, the song is marked `suspect`
-    # (rejected when `required`).
-    # Calibrated on 44 single-transcript runs (bench/results/align_robustness_single_transcript.txt):
-    # the 10 that slid (AAE 2.8-47 s) scored 0.061-0.123, the 34 within 2 s 0.132-0.602.
+    # Without source times, a placement scoring below this (`placement_score`) is retried with
+    # more transcripts, then marked `suspect` (bench/results/align_robustness*.txt calibrates it).
     placement_min_score: float = 0.13
-    placement_retries: int = 4
     threads: int = 1
+    tuning: AlignTuning = AlignTuning()
 
 
 class WhisperAligner:
@@ -243,14 +245,14 @@ def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]
 
     `audio`: 16 kHz samples, or a function `(start_s, end_s) -> samples` (so a long song is
     read window by window; then give `duration`). `estimated`: the onsets come from
-    `line_placement`, so windows get `config.slack_s` of extra audio on both sides.
+    `line_placement`, so windows get `config.tuning.slack_s` of extra audio on both sides.
     `encodings`: a transcription's encoder outputs of the aligner's model, for windows inside them.
     """
     read = audio if callable(audio) else (
         lambda a, b: audio[int(round(a * SAMPLE_RATE)): int(round(b * SAMPLE_RATE))])
     if duration is None:
         duration = len(audio) / SAMPLE_RATE
-    lead, tail = (config.slack_s, config.slack_s) if estimated else (config.lead_s, 0.0)
+    lead, tail = (config.tuning.slack_s, config.tuning.slack_s) if estimated else (config.tuning.lead_s, 0.0)
     out: list[AlignedWord] = []
     # The word sung last before each line (one pass), aligned first as its window's lead-in.
     last_before, last = [], "♪"
@@ -259,11 +261,11 @@ def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]
         last = line[-1] if line else last
     for start, end, members in windows_from_line_onsets(line_onsets, duration, lead, tail):
         words = [w for i in members for w in lines[i]]
-        if encodings is not None and estimated and not config.pad_windows and encodings.covering(start, end) is None:
+        if encodings is not None and estimated and encodings.covering(start, end) is None:
             start, end = held_line_window(encodings, start, end, line_onsets, members[-1], duration, config)
         # Only with slack: at a reference onset the lead-in word would take the first word's audio.
-        lead_in = last_before[members[0]] if config.lead_in and estimated else ""
-        aligned = aligner.align_window(read(start, end), words, offset_s=start, pad=config.pad_windows, lead_in=lead_in,
+        lead_in = last_before[members[0]] if estimated else ""
+        aligned = aligner.align_window(read(start, end), words, offset_s=start, lead_in=lead_in,
                                        encodings=encodings)
         if len(aligned) > 1 and estimated:
             # With slack, the audio before the line goes partly to its first word; it is held
@@ -277,18 +279,18 @@ def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]
             onset = min(max(line_onsets[members[0]], aligned[0].start), aligned[0].end)
             aligned[0] = dataclasses.replace(aligned[0], start=float(onset))
         out += aligned
-    return spread_held_vowel_lines(out, lines) if config.spread_held_vowels else out
+    return spread_held_vowel_lines(out, lines) if config.tuning.spread_held_vowels else out
 
 
 def held_line_window(encodings: "WindowEncodings", start: float, end: float, line_onsets: list[float], line: int,
                      duration: float, config: AlignConfig) -> tuple[float, float]:
     """`start`-`end`, the window of `line`, or a part of it that one transcription window holds (so that
-    the aligner cuts it from that window's encoder output), trimmed by at most `config.held_trim_s` of
+    the aligner cuts it from that window's encoder output), trimmed by at most `config.tuning.held_trim_s` of
     slack at either end: the line's own stretch, from its onset to the next line's, always stays."""
     onset = line_onsets[line]
     following = line_onsets[line + 1] if line + 1 < len(line_onsets) else duration
-    keep_from = min(max(start, onset - config.slack_s + config.held_trim_s), onset)
-    keep_to = max(min(end, following + config.slack_s - config.held_trim_s), min(end, following))
+    keep_from = min(max(start, onset - config.tuning.slack_s + config.tuning.held_trim_s), onset)
+    keep_to = max(min(end, following + config.tuning.slack_s - config.tuning.held_trim_s), min(end, following))
     held = encodings.held_within(start, end, keep_from, keep_to)
     return held if held is not None else (start, end)
 
@@ -370,7 +372,7 @@ def load_alignment_models(language: str, config: AlignConfig, line_onsets_given:
         placement_aligner_for(language, config)
     if placing or config.lyrics_match:
         load_transcriber(config.transcriber, config.transcribe_model_dir, config.whisper_timestamped_checkpoint,
-                         config.threads, config.fallback_no_repeat_ngram)
+                         config.threads, config.tuning.fallback_no_repeat_ngram)
 
 
 def line_first_words(lines: list[list[str]]) -> list[int]:
@@ -413,7 +415,7 @@ def transcribe_song(read: Callable, duration: float, language: str, config: Alig
         block = WindowEncodings() if encodings is not None else None
         words, model = transcribe(config.transcriber, read(start, end), language, config.transcribe_model_dir,
                                   config.whisper_timestamped_checkpoint, config.threads, hint, word_times, max_tokens,
-                                  config.transcribe_seed, config.fallback_no_repeat_ngram, config.fallback_temperatures,
+                                  config.transcribe_seed, config.tuning.fallback_no_repeat_ngram, config.tuning.fallback_temperatures,
                                   block)
         heard += [HeardWord(w.text, w.start + start, w.end + start, w.confidence) for w in words]
         if block is not None:
@@ -425,17 +427,17 @@ def transcribe_song(read: Callable, duration: float, language: str, config: Alig
 def transcript_token_limit(aligner: WhisperAligner, words: list[str], duration: float, config: AlignConfig) -> int:
     """Tokens one 30 s window of the placement transcript may decode (0: no limit).
 
-    `config.transcript_token_factor` times the lyrics' tokens per 30 s at the song's mean rate,
+    `config.tuning.transcript_token_factor` times the lyrics' tokens per 30 s at the song's mean rate,
     plus 32 (timestamps, misheard spellings). The densest 30 s of a song held 1.5-2.3 times
     its mean on the benchmark; a window that loops to Whisper's 448 tokens, and its
     temperature-fallback samples, stop at the limit instead (one German window's fallbacks
     cost 16 s of 28).
     """
-    if config.transcript_token_factor <= 0 or duration <= 0:
+    if config.tuning.transcript_token_factor <= 0 or duration <= 0:
         return 0
     tokens = sum(len(t) for t in aligner.word_tokens(words))
     window_s = WINDOW_FRAMES * HOP / SAMPLE_RATE
-    return int(np.ceil(config.transcript_token_factor * tokens * min(1.0, window_s / duration))) + 32
+    return int(np.ceil(config.tuning.transcript_token_factor * tokens * min(1.0, window_s / duration))) + 32
 
 
 def densest_stretches(onsets: list[float], duration: float, count: int, length_s: float = 30.0) -> list[tuple[float, float]]:
@@ -464,12 +466,12 @@ def sampled_lyrics_match(read: Callable, duration: float, words: list[AlignedWor
     """
     from lyricbeam.transforms.alignment.transcribe import lyrics_match_wer, shared_word_share
 
-    if config.lyrics_match_chunks <= 0:
+    if config.tuning.lyrics_match_chunks <= 0:
         heard, model = transcribe_song(read, duration, language, config, word_times=False)
         lyric = [w.text for w in words]
         return lyrics_match_wer(lyric, heard), shared_word_share(lyric, heard), heard, model
     heard, expected, model = [], [], ""
-    for start, end in densest_stretches([w.start for w in words], duration, config.lyrics_match_chunks):
+    for start, end in densest_stretches([w.start for w in words], duration, config.tuning.lyrics_match_chunks):
         part, model = transcribe_song(read, end, language, config, start=start, word_times=False)
         heard += part
         expected += [w.text for w in words if start <= w.start < end]
@@ -483,7 +485,7 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
 
     Such lines lie between the last anchored word before them and the first after. The
     stretch's words — from that last anchored word, which starts the window — are aligned
-    together in one window when it fits (`config.search_window_s`, 20 s). A longer stretch is
+    together in one window when it fits (`config.tuning.search_window_s`, 20 s). A longer stretch is
     walked window by window: each window takes the lines whose spread-out onsets lie within
     `reach_s` (default: two thirds of a window) of its start, keeps all but the last of them,
     and the next window opens at the last kept line. Windows opened later in the stretch
@@ -520,9 +522,9 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
             # anchor) measured no better (PCO 71.5 -> 71.2 %, AAE the same).
             window_end = held_window_end(encodings, start, min(before, start + window_s), config)
             placed = aligner.align_window(read(start, window_end), words, offset_s=start,
-                                          pad=config.pad_windows, lead_in=lead_in, encodings=encodings)
+                                          lead_in=lead_in, encodings=encodings)
             placed_from = start_word
-            if not last_window and config.search_step_s > 0:
+            if not last_window and config.tuning.search_step_s > 0:
                 # The window at the last placed word may hold an instrumental passage, and the
                 # path must put the lines somewhere in it: windows later in the stretch, every
                 # `search_step_s`, compete by the mean token probability of the lines' words
@@ -544,27 +546,27 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
 
 
 def held_window_end(encodings: Optional["WindowEncodings"], start: float, end: float, config: AlignConfig) -> float:
-    """`end`, or an earlier end (≥ `config.search_window_min_s` after `start`) at which one transcription
+    """`end`, or an earlier end (≥ `config.tuning.search_window_min_s` after `start`) at which one transcription
     window holds the line-search window, so that it costs no encoding."""
     if encodings is None or encodings.covering(start, end) is not None:
         return end
     ends = [held_end for held_start, held_end, _ in encodings.windows
-            if held_start <= start and held_end >= start + min(config.search_window_min_s, end - start)]
+            if held_start <= start and held_end >= start + min(config.tuning.search_window_min_s, end - start)]
     return min(end, max(ends)) if ends else end
 
 
 def search_window(config: AlignConfig) -> float:
-    """Seconds of one line-search window: `config.search_window_s`, at most Whisper's 30 s."""
-    return min(WINDOW_FRAMES * HOP / SAMPLE_RATE, config.search_window_s)
+    """Seconds of one line-search window: `config.tuning.search_window_s`, at most Whisper's 30 s."""
+    return min(WINDOW_FRAMES * HOP / SAMPLE_RATE, config.tuning.search_window_s)
 
 
 def later_windows(aligner: WhisperAligner, read: Callable, words: list[str], lead_in: str, start: float,
                   before: float, config: AlignConfig,
                   encodings: Optional["WindowEncodings"] = None) -> list[list[AlignedWord]]:
-    """`words` aligned in line-search windows (`search_window`) opened every `config.search_step_s`
+    """`words` aligned in line-search windows (`search_window`) opened every `config.tuning.search_step_s`
     after `start`, the last one ending at `before`."""
     window_s = search_window(config)
-    step = config.search_step_s
+    step = config.tuning.search_step_s
     shifts = np.unique(np.minimum(np.arange(start + step, before - window_s + step, step), before - window_s))
     if encodings is not None:
         # Each window moves (by at most half a step) to where one transcription window holds it:
@@ -573,16 +575,16 @@ def later_windows(aligner: WhisperAligner, read: Callable, words: list[str], lea
                 for x in shifts]
         shifts = np.unique([x if h is None else h for x, h in zip(shifts, held)])
     return [aligner.align_window(read(shifted, shifted + window_s), words, offset_s=float(shifted),
-                                 pad=config.pad_windows, lead_in=lead_in, encodings=encodings)
+                                 lead_in=lead_in, encodings=encodings)
             for shifted in shifts]
 
 
-def transcription_encodings(config: AlignConfig, aligner_hears_the_mix: bool) -> Optional["WindowEncodings"]:
+def transcription_encodings(config: AlignConfig) -> Optional["WindowEncodings"]:
     """An empty `WindowEncodings` for the transcription pass to fill, when aligner windows may reuse them
-    (`config.reuse_encodings`; faster-whisper; the aligner hearing what the transcription hears)."""
+    (`config.reuse_encodings`; faster-whisper)."""
     from lyricbeam.transforms.alignment.transcribe import WindowEncodings
 
-    wanted = config.reuse_encodings != "none" and config.transcriber == "faster-whisper" and aligner_hears_the_mix
+    wanted = config.reuse_encodings != "none" and config.transcriber == "faster-whisper"
     return WindowEncodings() if wanted else None
 
 
@@ -594,17 +596,6 @@ def same_model(aligner: WhisperAligner, config: AlignConfig) -> bool:
 
     transcribing = config.transcribe_model_dir or base_dir()
     return os.path.realpath(aligner.model_dir) == os.path.realpath(transcribing)
-
-
-def harmonic_reader(read: Callable, margin: float = 2.0) -> Callable:
-    """`read` whose windows come back as their harmonic part (librosa HPSS, drums and onsets removed)."""
-    def harmonic(start_s: float, end_s: float) -> np.ndarray:
-        import librosa
-
-        clip = np.asarray(read(start_s, end_s), np.float32)
-        return librosa.effects.harmonic(clip, margin=margin) if len(clip) >= 2048 else clip
-
-    return harmonic
 
 
 def align_song(read: Callable, duration: float, lines: list[list[str]], language: str,
@@ -627,13 +618,8 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
 
     if config.line_times not in LINE_TIMES:
         raise ValueError(f"align.line_times must be one of {LINE_TIMES}")
-    if config.front_end not in FRONT_ENDS:
-        raise ValueError(f"align.front_end must be one of {FRONT_ENDS}")
     if config.reuse_encodings not in REUSE_ENCODINGS:
         raise ValueError(f"align.reuse_encodings must be one of {REUSE_ENCODINGS}")
-    heard_read = read  # the transcription pass always hears the mix
-    if config.front_end == "harmonic":
-        read = harmonic_reader(read)
     flat = [w for line in lines for w in line]
     if source_word_onsets is None and source_line_onsets is not None:
         source_word_onsets = np.full(len(flat), np.nan)
@@ -652,12 +638,12 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
         firsts = line_first_words(lines)
         onsets = source[firsts]
         candidates, shift, probe_onsets = [("source_lines", onsets)], 0.0, onsets
-        for _ in range(max(0, config.offset_passes)):
+        for _ in range(max(0, config.tuning.offset_passes)):
             # A probe sees only `slack_s` around each onset, so a large offset is found in steps.
             probe = align_with_line_onsets(aligner, read, lines, list(probe_onsets), config, estimated=True,
                                            duration=duration)
             step = median_offset(probe, source + shift, firsts)
-            if abs(step) < config.offset_min_s:
+            if abs(step) < config.tuning.offset_min_s:
                 break
             shift += step
             probe_onsets = np.clip(onsets + shift, 0.0, max(0.0, duration - 0.5))
@@ -671,14 +657,14 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
         _, placement, words = max(scored, key=lambda item: item[0])
         offset = median_offset(words, source, firsts)
     else:
-        placed = placement_by_transcripts(read, heard_read, duration, lines, language, config, aligner)
+        placed = placement_by_transcripts(read, duration, lines, language, config, aligner)
         words, heard, transcript_model = placed.words, placed.heard, placed.transcript_model
         score, suspect = placed.score, placed.score < config.placement_min_score
         placement = "transcript"
     wer = lyrics_match_wer(flat, heard) if heard is not None else None
     shared = shared_word_share(flat, heard) if heard is not None else None
     if use_source and config.lyrics_match:
-        wer, shared, heard, transcript_model = sampled_lyrics_match(heard_read, duration, words, language, config)
+        wer, shared, heard, transcript_model = sampled_lyrics_match(read, duration, words, language, config)
     return SongAlignment(
         backend=BACKEND, model=model_name, language=language, line_placement=placement, words=words,
         mean_confidence=float(np.mean([w.confidence for w in words])) if words else 0.0,
@@ -709,7 +695,7 @@ def placement_score(words: list[AlignedWord]) -> float:
     return float(np.mean([w.confidence for w in words])) if words else 0.0
 
 
-def placement_by_transcripts(read: Callable, heard_read: Callable, duration: float, lines: list[list[str]],
+def placement_by_transcripts(read: Callable, duration: float, lines: list[list[str]],
                              language: str, config: AlignConfig, aligner: WhisperAligner) -> TranscriptPlacement:
     """The best-supported placement of `lines`, from more transcripts when the first is doubtful.
 
@@ -722,32 +708,32 @@ def placement_by_transcripts(read: Callable, heard_read: Callable, duration: flo
     """
     flat = [w for line in lines for w in line]
     placer = placement_aligner_for(language, config)  # its tokenizer is the transcription model's
-    encodings = transcription_encodings(config, read is heard_read)
+    encodings = transcription_encodings(config)
     transcripts: list[list] = []
     attempts: list[TranscriptPlacement] = []
-    for seed in range(config.transcribe_seed, config.transcribe_seed + 1 + max(0, config.placement_retries)):
+    for seed in range(config.transcribe_seed, config.transcribe_seed + 1 + max(0, config.tuning.placement_retries)):
         if attempts and max(a.score for a in attempts) >= config.placement_min_score:
             break
         # Only the first transcript's encoder outputs are kept: the encoder does not sample.
-        transcripts.append(placement_transcript(heard_read, duration, flat, language, config, placer, seed,
+        transcripts.append(placement_transcript(read, duration, flat, language, config, placer, seed,
                                                 encodings if not transcripts else None))
-        attempts.append(placed_from_transcripts(read, heard_read, duration, lines, language, config, aligner,
+        attempts.append(placed_from_transcripts(read, duration, lines, language, config, aligner,
                                                 placer, transcripts, encodings))
     return max(attempts, key=lambda a: a.score)
 
 
-def placement_transcript(heard_read: Callable, duration: float, flat: list[str], language: str, config: AlignConfig,
+def placement_transcript(read: Callable, duration: float, flat: list[str], language: str, config: AlignConfig,
                          placer: WhisperAligner, seed: int, encodings: Optional["WindowEncodings"]):
     """The song's transcript sampled with `seed` (where decoding falls back to sampling), its model's name."""
     from lyricbeam.transforms.alignment.transcribe import restart_sampling
 
     config = dataclasses.replace(config, transcribe_seed=seed)
     restart_sampling()  # the song's placement transcripts depend on this song and seed only
-    return transcribe_song(heard_read, duration, language, config,
+    return transcribe_song(read, duration, language, config,
                            max_tokens=transcript_token_limit(placer, flat, duration, config), encodings=encodings)
 
 
-def placed_from_transcripts(read: Callable, heard_read: Callable, duration: float, lines: list[list[str]],
+def placed_from_transcripts(read: Callable, duration: float, lines: list[list[str]],
                             language: str, config: AlignConfig, aligner: WhisperAligner, placer: WhisperAligner,
                             transcripts: list, encodings: Optional["WindowEncodings"]) -> TranscriptPlacement:
     """Lines placed from the anchors of `transcripts` ((words, model) pairs; `line_placement.place_lines`),
@@ -759,28 +745,19 @@ def placed_from_transcripts(read: Callable, heard_read: Callable, duration: floa
     placer_encodings = encodings if encodings is not None and same_model(placer, config) else None
     final_encodings = placer_encodings if config.reuse_encodings == "all" and aligner is placer else None
 
-    def retranscribe(start_s, end_s, hint):
-        # A hinted window holds at most the hint's words: a decoding loop past twice their
-        # tokens is cut there (one 32 s stretch had looped to 449 words in 61 s).
-        max_tokens = 2 * len(placer.tokenizer.encode(" " + hint)) + 16
-        return transcribe_song(heard_read, end_s, language, config, start=start_s, hint=hint,
-                               max_tokens=max_tokens)[0]
-
     def align_stretch(first_word, end_word, start_s, end_s, pinned=True):
         # Pinned: from an anchored word at the window's start (or from the song's start); else
         # the word sung before them takes the audio before them.
         lead_in = "" if pinned and first_word else (flat[first_word - 1] if first_word else "♪")
         placed = placer.align_window(read(start_s, end_s), flat[first_word:end_word], offset_s=start_s,
-                                      pad=config.pad_windows, lead_in=lead_in, encodings=placer_encodings)
+                                      lead_in=lead_in, encodings=placer_encodings)
         return [w.start for w in placed]
 
-    onsets, anchors = place_lines(lines, heard, duration, retranscribe if config.retranscribe_gaps else None,
-                                  align_stretch=align_stretch if config.check_anchors else None,
-                                  weak_run_words=config.weak_run_words, check_window_s=search_window(config),
+    onsets, anchors = place_lines(lines, heard, duration, align_stretch=align_stretch,
+                                  weak_run_words=config.tuning.weak_run_words, check_window_s=search_window(config),
                                   other_transcripts=[words for words, _ in transcripts[1:]])
-    if config.search_unanchored:
-        onsets = search_unanchored_lines(placer, read, lines, anchors, onsets, duration, config,
-                                         encodings=placer_encodings)
+    onsets = search_unanchored_lines(placer, read, lines, anchors, onsets, duration, config,
+                                     encodings=placer_encodings)
     words = align_with_line_onsets(aligner, read, lines, onsets, config, estimated=True, duration=duration,
                                    encodings=final_encodings)
     return TranscriptPlacement(words, heard, transcript_model, placement_score(words), len(transcripts))
@@ -842,7 +819,7 @@ class AlignLyrics(RejectingDoFn):
             try:
                 load_transcriber(self.config.transcriber, self.config.transcribe_model_dir,
                                  self.config.whisper_timestamped_checkpoint, self.config.threads,
-                                 self.config.fallback_no_repeat_ngram)
+                                 self.config.tuning.fallback_no_repeat_ngram)
             except Exception as err:  # noqa: BLE001 - each song then meets the error and is counted
                 LOG.warning("[align] transcription model not loaded at setup: %s", err)
 
@@ -894,9 +871,9 @@ class AlignLyrics(RejectingDoFn):
         language = alignment_language(song)
         try:
             result = self._aligned(song, language)
-            if result.aligned_fraction < self.config.min_aligned_fraction:
+            if result.aligned_fraction < self.config.tuning.min_aligned_fraction:
                 raise RuntimeError(f"only {result.aligned_fraction:.0%} of words aligned "
-                                   f"(< {self.config.min_aligned_fraction:.0%})")
+                                   f"(< {self.config.tuning.min_aligned_fraction:.0%})")
         except Exception as err:  # noqa: BLE001 - the song is kept or rejected, never lost
             if self.config.required:
                 raise RejectError("alignment_failed", f"{type(err).__name__}: {err}") from err

@@ -341,22 +341,34 @@ def unanchored_stretches(line_word_counts: list[int], anchors: dict[int, float],
     return stretches
 
 
-def place_lines(lines: list[list[str]], transcript, duration: float,
-                retranscribe=None, min_gap_s: float = 3.0, hinted_min_run: int = 3,
-                align_stretch=None, weak_run_words: int = 3,
+def place_lines(lines: list[list[str]], transcript, duration: float, align_stretch=None, weak_run_words: int = 3,
                 check_window_s: float = 30.0, other_transcripts=()) -> tuple[list[float], dict[int, float]]:
-    """Estimated line onsets from a transcript (`transcribe.HeardWord`s), and the anchors (lyric word index -> onset s).
+    """Estimated line onsets from a transcript, and the anchors they rest on.
 
-    `other_transcripts` (more transcripts of the song, e.g. sampled with other seeds) add their
-    anchors (`agreed_anchors`); where runs conflict, the ones two transcripts agree on are kept first.
+    Parameters
+    ----------
+    lines : list of list of str
+        The lyric lines, as words.
+    transcript : sequence of (word, onset s, ...)
+        What a transcription pass heard (`transcribe.HeardWord`s).
+    duration : float
+        The song's length in seconds.
+    align_stretch : callable, optional
+        ``align_stretch(first word, end word, start s, end s, pinned=True)`` -> onsets of those
+        lyric words aligned in that window. Given, runs of fewer than `weak_run_words` anchored
+        words are checked by it (`checked_anchors`): short runs are the ones that are often a
+        chance match, in windows of at most `check_window_s`.
+    other_transcripts : sequence of transcripts
+        More transcripts of the song (other seeds); their anchors are merged
+        (`agreed_anchors`), and where runs conflict the ones two transcripts agree on stay.
 
-    `retranscribe(start_s, end_s, hint)`, when given, transcribes a stretch again with the
-    lyrics of the lines not found there as a hint (Whisper heard them as something else, or
-    looped); its words, matched against those lines only, add anchors. Without it, unanchored
-    lines are spread between their anchored neighbours. `align_stretch`, when given, checks
-    the doubtful anchors (`checked_anchors`): the hinted ones, and runs of fewer than
-    `weak_run_words` transcript words (on the benchmark's transcripts 5 of 22 two-word runs
-    were more than 1.5 s off, against 2 of 98 longer runs), in windows of at most `check_window_s`.
+    Returns
+    -------
+    onsets : list of float
+        One estimated onset per line; lines without an anchor are spread between their
+        anchored neighbours.
+    anchors : dict of int to float
+        Lyric word index -> onset in seconds.
     """
     lyric = [w for line in lines for w in line]
     counts = [len(l) for l in lines]
@@ -369,27 +381,9 @@ def place_lines(lines: list[list[str]], transcript, duration: float,
     else:
         merged, agreed = agreed_anchors(anchor_sets)
         anchors, _ = settled_anchors(merged, lyric, duration, trusted=agreed)
-    first_pass = dict(anchors)
-    if retranscribe is not None:
-        for first_line, last_line, after, before in unanchored_stretches(counts, anchors, duration):
-            if before - after < min_gap_s:
-                continue
-            words = lyric[firsts[first_line]: firsts[last_line + 1]]
-            heard = retranscribe(after, before, " ".join(words))
-            # A hinted transcript can "hear" the hint where it is not sung: longer runs only.
-            ignore = {k - firsts[first_line] for k in vocables if firsts[first_line] <= k < firsts[last_line + 1]}
-            for k, t in anchor_words(words, heard, hinted_min_run, ignore, span=(after, before)).items():
-                if after <= t <= before:
-                    anchors[firsts[first_line] + k] = t
-        # A run moved to another repetition keeps what it was: heard with or without a hint.
-        anchors, unhinted = settled_anchors(anchors, lyric, duration, trusted=set(first_pass))
-        hinted = set(anchors) - unhinted
-    else:
-        hinted = set()
     if align_stretch is not None:
-        heard_alone = {k: t for k, t in anchors.items() if k not in hinted}
-        weak = {k for run in anchor_runs(heard_alone) if len(run) < weak_run_words for k in run}
-        anchors = checked_anchors(anchors, hinted | weak, len(lyric), duration, align_stretch, check_window_s)
+        weak = {k for run in anchor_runs(anchors) if len(run) < weak_run_words for k in run}
+        anchors = checked_anchors(anchors, weak, len(lyric), duration, align_stretch, check_window_s)
     return line_onsets_from_anchors(counts, anchors, duration), anchors
 
 
