@@ -13,7 +13,6 @@ import apache_beam as beam
 from lyricbeam.pipeline.config import PipelineConfig
 from lyricbeam.schemas.records import Reject
 from lyricbeam.transforms.alignment.align import AlignLyrics
-from lyricbeam.transforms.storage.cache import UseCachedRows, settings_digest
 from lyricbeam.transforms.audio.clean import CleanSong
 from lyricbeam.transforms.corpus.dedup import ExactDedup
 from lyricbeam.transforms.features.embed import EmbedText
@@ -21,14 +20,12 @@ from lyricbeam.transforms.features.acoustic import ComputeFeatures
 from lyricbeam.transforms.corpus.near_dedup import AudioNearDedup, ComputeFingerprint, LyricsVersions, groups_json_lines
 from lyricbeam.transforms.quality import QualityFilter
 from lyricbeam.transforms.rejects import REJECTS, reject_to_json_line
-from lyricbeam.transforms.storage.rows import ToRows
+from lyricbeam.transforms.storage.row_files import rows_settings_digest
+from lyricbeam.transforms.storage.rows import ToRows, UseCachedRows
+from lyricbeam.transforms.storage.workdir import store_dir
 from lyricbeam.transforms.ingest.sources import ReadSources, SourceItem
 from lyricbeam.transforms.corpus.split import AssignSplit
 from lyricbeam.transforms.storage.write import WriteShardedParquet
-
-
-def work_audio_dir(output_dir: str) -> str:
-    return f"{output_dir.rstrip('/')}/.work/audio"
 
 
 class WriteJsonLines(beam.PTransform):
@@ -60,14 +57,14 @@ class BuildDataset(beam.PTransform):
         items = pbegin | "Discovered" >> beam.Create(self.items, reshuffle=True)
         read = items | "Read" >> ReadSources()
         # Decoded audio goes to work files, so only paths and small fields cross the shuffles.
-        clean = read.songs | "Clean" >> beam.ParDo(CleanSong(cfg.audio, work_audio_dir(self.output_dir))).with_outputs(
+        clean = read.songs | "Clean" >> beam.ParDo(CleanSong(cfg.audio, store_dir(self.output_dir, "audio"))).with_outputs(
             REJECTS, main="songs")
         good = clean.songs | "Quality" >> beam.ParDo(QualityFilter(cfg.quality)).with_outputs(REJECTS, main="songs")
         unique = good.songs | "ExactDedup" >> ExactDedup()
         # After exact dedup (no point aligning a copy), before near-dedup (whose canonical rule
         # prefers the better-aligned copy); results cached per song for resumed runs.
         aligned = unique.songs | "Align" >> beam.ParDo(AlignLyrics(
-            cfg.align, cfg.quality, f"{self.output_dir.rstrip('/')}/.work/align" if self.use_cache else "")).with_outputs(REJECTS, main="songs")
+            cfg.align, cfg.quality, store_dir(self.output_dir, "align") if self.use_cache else "")).with_outputs(REJECTS, main="songs")
         distinct, near_rejects = aligned.songs, []
         if cfg.near_dedup.audio:
             printed = aligned.songs | "Fingerprint" >> beam.ParDo(ComputeFingerprint()).with_outputs(REJECTS, main="songs")
@@ -78,8 +75,8 @@ class BuildDataset(beam.PTransform):
         if cfg.near_dedup.lyrics:
             distinct = distinct | "LyricsVersions" >> LyricsVersions(cfg.near_dedup)
         split = distinct | "AssignSplit" >> beam.ParDo(AssignSplit(cfg.split.fractions, cfg.split.salt))
-        rows_dir = f"{self.output_dir.rstrip('/')}/.work/rows"
-        digest = settings_digest(cfg.audio, cfg.align, cfg.features, cfg.embed, cfg.segments)
+        rows_dir = store_dir(self.output_dir, "rows")
+        digest = rows_settings_digest(cfg.audio, cfg.align, cfg.features, cfg.embed, cfg.segments)
         todo = split | "UseCachedRows" >> beam.ParDo(UseCachedRows(rows_dir if self.use_cache else "", digest)).with_outputs(
             "cached", main="songs")
         featured = todo.songs | "Features" >> beam.ParDo(

@@ -212,11 +212,11 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     dry_run = options.view_as(TestOptions).dry_run
     if not args.keep_output and not dry_run:
         _clear_output(output_dir)
-    from lyricbeam.pipeline.build import work_audio_dir
     from lyricbeam.transforms.storage.audio_store import delete_work_audio
+    from lyricbeam.transforms.storage.workdir import WORK_DIR, store_dir
 
     if args.no_cache and not dry_run:
-        delete_work_audio(f"{output_dir}/.work")
+        delete_work_audio(f"{output_dir.rstrip('/')}/{WORK_DIR}")
     pipeline = beam.Pipeline(options=options)
     _ = pipeline | "BuildDataset" >> BuildDataset(config, output_dir, items, rejects, use_cache=not args.no_cache)
     result = pipeline.run()
@@ -236,7 +236,7 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
         print("lyricbeam: songs out + rejected != songs in: some input was lost", file=sys.stderr)
         return 3
     # Decoded audio is only kept to resume an interrupted run; the rows cache stays.
-    delete_work_audio(work_audio_dir(output_dir))
+    delete_work_audio(store_dir(output_dir, "audio"))
     return 0
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from lyricbeam.schemas.arrow import (COLUMNS, CONFIGS, SCHEMA_VERSION, SCHEMA_VERSION_KEY, hf_features,
                            segments_schema, songs_schema)
-from lyricbeam.transforms.storage.write import rows_to_table, shard_count, shard_name, write_table
+from lyricbeam.transforms.storage.row_files import rows_to_table, write_table
+from lyricbeam.transforms.storage.write import shard_count, shard_name
 
 
 def segment_row(i, frames=5):

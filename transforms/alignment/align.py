@@ -824,22 +824,20 @@ class AlignLyrics(RejectingDoFn):
                 LOG.warning("[align] transcription model not loaded at setup: %s", err)
 
     def _cache_path(self, song: Song, language: str) -> str:
-        import hashlib
+        from lyricbeam.transforms.storage.workdir import cache_key, entry_path, result_settings
 
-        raw = json.dumps([song.pcm_sha256, language, [(w.text, w.start, w.parent) for w in song.words],
-                          dataclasses.asdict(self.config)], sort_keys=True)
-        key = hashlib.sha1(raw.encode()).hexdigest()
-        return f"{self.cache_dir.rstrip('/')}/{key[:2]}/{key}.json"
+        key = cache_key(song.pcm_sha256, language, [(w.text, w.start, w.parent) for w in song.words],
+                        result_settings(self.config))
+        return entry_path(self.cache_dir, key, ".json")
 
     def _aligned(self, song: Song, language: str) -> SongAlignment:
-        from apache_beam.io.filesystems import FileSystems
-
         from lyricbeam.transforms.storage.audio_store import song_samples
+        from lyricbeam.transforms.storage.workdir import read_bytes, write_atomically
 
         path = self._cache_path(song, language) if self.cache_dir else ""
-        if path and FileSystems.exists(path):
-            with FileSystems.open(path, compression_type="uncompressed") as handle:
-                return alignment_from_json(handle.read().decode())
+        cached = read_bytes(path) if path else None
+        if cached is not None:
+            return alignment_from_json(cached.decode())
         rate = song.sample_rate
 
         def read(start_s: float, end_s: float) -> np.ndarray:
@@ -855,13 +853,7 @@ class AlignLyrics(RejectingDoFn):
         onsets = [song.words[i].start for group in groups for i in group]
         result = align_song(read, song.duration, lines, language, self.config, onsets)
         if path:
-            if "://" not in path:
-                import os
-
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-            with FileSystems.create(path + ".tmp", compression_type="uncompressed") as handle:
-                handle.write(alignment_to_json(result).encode())
-            FileSystems.rename([path + ".tmp"], [path])
+            write_atomically(path, alignment_to_json(result).encode())
         return result
 
     def transform(self, song: Song) -> Song:

@@ -399,7 +399,7 @@ class CleanSong(RejectingDoFn):
                 raise RejectError("too_large", f"{size} bytes > {self.config.max_file_bytes}")
             stored = ""
             if self.work_dir:
-                stored = audio_file_path(self.work_dir, song, size, repr(self.config))
+                stored = audio_file_path(self.work_dir, song, size, self.config)
                 fields = read_sidecar(stored)
                 if fields is not None:
                     self._reused.inc()

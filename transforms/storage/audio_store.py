@@ -11,25 +11,23 @@ crash finds it and does not decode the song again. Files go through Beam's files
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import uuid
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from lyricbeam.schemas.records import Song
+from lyricbeam.transforms.storage.workdir import (cache_key, ensure_parent, entry_path, hidden_temp_path, publish,
+                                                  read_bytes, result_settings, write_atomically)
 
 SAMPLE_BYTES = 4  # little-endian float32
 
 
-def audio_file_path(work_dir: str, song: Song, source_size: int, settings: str) -> str:
-    """Work-file path of `song`'s decoded samples: a new name whenever its source or the settings change."""
-    raw = f"{song.source}:{song.song_id}:{song.audio_path}:{source_size}:{settings}"
-    digest = hashlib.sha1(raw.encode()).hexdigest()
-    return f"{work_dir.rstrip('/')}/{digest[:2]}/{digest}.f32"
+def audio_file_path(work_dir: str, song: Song, source_size: int, settings: Any) -> str:
+    """Work-file path of `song`'s decoded samples: a new name whenever its source or the audio settings change."""
+    key = cache_key(song.source, song.song_id, song.audio_path, source_size, result_settings(settings))
+    return entry_path(work_dir, key, ".f32")
 
 
 class AudioFileWriter:
@@ -37,10 +35,8 @@ class AudioFileWriter:
 
     def __init__(self, path: str):
         self.path = path
-        directory, name = os.path.split(path)
-        self._temp = f"{directory}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
-        if "://" not in path:
-            os.makedirs(directory, exist_ok=True)
+        self._temp = hidden_temp_path(path)
+        ensure_parent(path)
         self._handle = FileSystems.create(self._temp, compression_type="uncompressed")
         self.samples = 0
 
@@ -50,7 +46,7 @@ class AudioFileWriter:
 
     def commit(self, sidecar: dict) -> None:
         self._handle.close()
-        FileSystems.rename([self._temp], [self.path])
+        publish(self._temp, self.path)
         write_sidecar(self.path, {**sidecar, "samples": self.samples})
 
     def abort(self) -> None:
@@ -59,17 +55,13 @@ class AudioFileWriter:
 
 
 def write_sidecar(path: str, fields: dict) -> None:
-    with FileSystems.create(path + ".json.tmp", compression_type="uncompressed") as handle:
-        handle.write(json.dumps(fields, sort_keys=True).encode())
-    FileSystems.rename([path + ".json.tmp"], [path + ".json"])
+    write_atomically(path + ".json", json.dumps(fields, sort_keys=True).encode())
 
 
 def read_sidecar(path: str) -> dict | None:
     """What decoding measured for the samples at `path`, or None when they are not complete."""
-    if not FileSystems.exists(path + ".json"):
-        return None
-    with FileSystems.open(path + ".json", compression_type="uncompressed") as handle:
-        return json.loads(handle.read().decode())
+    data = read_bytes(path + ".json")
+    return None if data is None else json.loads(data.decode())
 
 
 def read_samples(path: str, start: int, stop: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Rows: a finished `Song` becomes one `songs` row and its `segments` rows.
+"""Rows: a finished `Song` becomes one `songs` row and its `segments` rows, in its row files.
 
 DALI songs are cut at their lyric lines (with `pad_s` of context each side); MusicNet
 recordings, which have no lyrics, into fixed windows. Times inside a segment row are
@@ -9,12 +9,15 @@ from __future__ import annotations
 import dataclasses
 import io
 
+import apache_beam as beam
 import numpy as np
 import soundfile as sf
+from apache_beam.metrics import Metrics
 
 from lyricbeam.schemas.records import AnnotationEvent, Song
-from lyricbeam.transforms.storage.audio_store import song_blocks, song_length, song_samples
 from lyricbeam.transforms.rejects import RejectingDoFn
+from lyricbeam.transforms.storage.audio_store import song_blocks, song_length, song_samples
+from lyricbeam.transforms.storage.row_files import read_row_refs, row_files_key, write_row_files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +170,24 @@ class ToRows(RejectingDoFn):
         self.rows_dir, self.cache_digest = rows_dir, cache_digest
 
     def transform(self, song: Song) -> list:
-        from lyricbeam.transforms.storage.cache import cache_key, write_cached_rows
-
         rows = [("songs", song_row(song))] + [("segments", r) for r in segment_rows(song, self.config)]
-        return write_cached_rows(self.rows_dir, cache_key(song, self.cache_digest), rows, song.sample_rate)
+        return write_row_files(self.rows_dir, row_files_key(song, self.cache_digest), rows, song.sample_rate)
+
+
+class UseCachedRows(beam.DoFn):
+    """Song -> itself (main), or its cached row references on the `cached` output."""
+
+    def __init__(self, cache_dir: str, digest: str):
+        self.cache_dir, self.digest = cache_dir, digest
+        self._hits = Metrics.counter("cache", "hits")
+        self._misses = Metrics.counter("cache", "misses")
+
+    def process(self, song: Song):
+        refs = read_row_refs(self.cache_dir, row_files_key(song, self.digest)) if self.cache_dir else None
+        if refs is None:
+            self._misses.inc()
+            yield song
+            return
+        self._hits.inc()
+        for ref in refs:
+            yield beam.pvalue.TaggedOutput("cached", ref)
