@@ -56,6 +56,7 @@ def test_work_file_holds_the_same_samples(tmp_path):
     assert read_sidecar(stored.audio_file)["pcm_sha256"] == in_memory.pcm_sha256
 
 
+@pytest.mark.weights
 def test_every_stage_gives_the_same_result_from_the_work_file(tmp_path, monkeypatch):
     monkeypatch.setattr(features, "BLOCK_FRAMES", 700)  # many blocks in a 75 s song
     in_memory, stored = _stored_and_in_memory(tmp_path)

@@ -10,7 +10,11 @@ import subprocess
 import sys
 import tarfile
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.weights  # whole pipeline runs
 
 PACKAGES = ("pipeline", "transforms", "schemas", "training")
 

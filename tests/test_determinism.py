@@ -3,8 +3,11 @@ import hashlib
 import pathlib
 
 import pyarrow.parquet as pq
+import pytest
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.weights  # whole pipeline runs
 
 
 def row_hashes(out) -> dict:

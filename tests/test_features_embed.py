@@ -67,6 +67,7 @@ def test_word_spans():
     assert text == "I can't stop" and [text[a:b] for a, b in spans] == ["I", "can't", "stop"]
 
 
+@pytest.mark.weights
 def test_line_embedding_matches_sentence_transformers():
     from sentence_transformers import SentenceTransformer
 
@@ -99,3 +100,23 @@ def test_embed_song_shapes():
     assert np.all(np.linalg.norm(song.word_embeddings, axis=1) > 0.99)
     music = embed_song(Song("m", "musicnet", "", text="Beethoven: string quartet"))
     assert music.word_embeddings.shape == (0, EMBEDDING_DIM) and music.text_embedding.shape == (EMBEDDING_DIM,)
+
+
+@pytest.mark.weights
+def test_a_damaged_numba_cache_is_rebuilt(tmp_path, monkeypatch):
+    # Cache entries whose bytes are garbage (as a crash mid-write leaves them) make the warm-up
+    # child fail; the cache is cleared and written again, and the run goes on.
+    import os
+
+    from lyricbeam.pipeline.cli import prepare_numba_cache
+
+    cache = tmp_path / "numba"
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(cache))
+    prepare_numba_cache()
+    entries = sorted(cache.rglob("*beat*.nbc"))
+    assert entries
+    for entry in entries:
+        entry.write_bytes(os.urandom(entry.stat().st_size))
+    prepare_numba_cache()
+    assert sorted(cache.rglob("*beat*.nbc")) == entries
+    assert all(b"\x80" in e.read_bytes()[:2] for e in entries)  # pickled again, not our random bytes

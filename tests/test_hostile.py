@@ -4,8 +4,11 @@ import json
 import os
 
 import pyarrow.parquet as pq
+import pytest
 
 import hostile
+
+pytestmark = pytest.mark.weights  # whole pipeline runs
 
 
 def test_hostile_corpus(tmp_path):

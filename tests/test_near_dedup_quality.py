@@ -113,6 +113,7 @@ def test_canonical_rule():
     assert group["members"][2]["score_to_canonical"] is None  # linked through b
 
 
+@pytest.mark.weights
 def test_audio_near_dedup_in_beam(vocadito, tmp_path):
     y, rate = vocadito
 

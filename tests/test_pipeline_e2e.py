@@ -2,12 +2,15 @@
 import io
 import json
 
+import pytest
+
 import numpy as np
 import pyarrow.parquet as pq
-import pytest
 import soundfile as sf
 
 from lyricbeam.schemas.arrow import SCHEMA_VERSION, SCHEMA_VERSION_KEY
+
+pytestmark = pytest.mark.weights  # whole pipeline runs
 
 EXPECTED_REJECTS = {
     "bad_orphan_audio": "no_annotation",

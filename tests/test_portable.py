@@ -19,6 +19,8 @@ import pytest
 from conftest import ROOT
 from test_resume import shard_digests
 
+pytestmark = pytest.mark.weights  # whole pipeline runs
+
 INSTALL_TIMEOUT_S = 1200
 RUN_TIMEOUT_S = 600
 

@@ -67,6 +67,7 @@ def test_commands_with_placeholders_parse():
     assert checked
 
 
+@pytest.mark.weights
 def test_every_runnable_readme_command_runs_as_written(tmp_path):
     checkout = tmp_path / "checkout"
     checkout.mkdir()

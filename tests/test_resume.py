@@ -9,8 +9,11 @@ import sys
 import time
 
 import pyarrow.parquet as pq
+import pytest
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.weights  # whole pipeline runs
 
 
 def shard_digests(out) -> dict:

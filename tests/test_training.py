@@ -15,6 +15,7 @@ from lyricbeam.training.train import FusionTrainer, train
 from conftest import ROOT
 
 TINY = str(ROOT / "configs" / "train_fusion_tiny.yaml")
+pytestmark = pytest.mark.weights  # trains on shards a pipeline run writes
 
 
 @pytest.fixture(scope="session")
