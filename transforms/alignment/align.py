@@ -702,23 +702,29 @@ def placement_by_transcripts(read: Callable, duration: float, lines: list[list[s
     A transcript's small numeric differences (another CPU's kernels, another seed) can move a
     block of lines to another repetition of a chorus, and one transcript of a hard mix anchors
     only a few lyric words. While the best placement scores below `placement_min_score`, the
-    transcript of the next seed is added and the lines are placed again from the anchors of
-    all of them (`line_placement.agreed_anchors`), `placement_retries` times at most. The
-    highest-scoring placement is kept.
+    transcript of the next seed is taken (`tuning.placement_retries` times at most), and two
+    placements compete: from that transcript alone, and from the anchors of all transcripts so
+    far (`line_placement.agreed_anchors`). The highest-scoring placement is kept.
     """
     flat = [w for line in lines for w in line]
     placer = placement_aligner_for(language, config)  # its tokenizer is the transcription model's
     encodings = transcription_encodings(config)
-    transcripts: list[list] = []
+    transcripts: list[tuple] = []
     attempts: list[TranscriptPlacement] = []
-    for seed in range(config.transcribe_seed, config.transcribe_seed + 1 + max(0, config.tuning.placement_retries)):
+
+    def placed(evidence):
+        return placed_from_transcripts(read, duration, lines, language, config, aligner, placer, evidence, encodings)
+
+    first_seed = config.transcribe_seed
+    for seed in range(first_seed, first_seed + 1 + max(0, config.tuning.placement_retries)):
         if attempts and max(a.score for a in attempts) >= config.placement_min_score:
             break
         # Only the first transcript's encoder outputs are kept: the encoder does not sample.
         transcripts.append(placement_transcript(read, duration, flat, language, config, placer, seed,
                                                 encodings if not transcripts else None))
-        attempts.append(placed_from_transcripts(read, duration, lines, language, config, aligner,
-                                                placer, transcripts, encodings))
+        attempts.append(placed(transcripts[-1:]))
+        if len(transcripts) > 1:
+            attempts.append(placed(transcripts))
     return max(attempts, key=lambda a: a.score)
 
 
