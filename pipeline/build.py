@@ -18,7 +18,7 @@ from lyricbeam.transforms.corpus.dedup import ExactDedup
 from lyricbeam.transforms.features.embed import EmbedText
 from lyricbeam.transforms.features.acoustic import ComputeFeatures
 from lyricbeam.transforms.corpus.near_dedup import AudioNearDedup, ComputeFingerprint, LyricsVersions, groups_json_lines
-from lyricbeam.transforms.quality import QualityFilter
+from lyricbeam.transforms.quality import LyricsMatchFilter, QualityFilter
 from lyricbeam.transforms.rejects import REJECTS, reject_to_json_line
 from lyricbeam.transforms.storage.row_files import rows_settings_digest
 from lyricbeam.transforms.storage.rows import ToRows, UseCachedRows
@@ -64,10 +64,13 @@ class BuildDataset(beam.PTransform):
         # After exact dedup (no point aligning a copy), before near-dedup (whose canonical rule
         # prefers the better-aligned copy); results cached per song for resumed runs.
         aligned = unique.songs | "Align" >> beam.ParDo(AlignLyrics(
-            cfg.align, cfg.quality, store_dir(self.output_dir, "align") if self.use_cache else "")).with_outputs(REJECTS, main="songs")
-        distinct, near_rejects = aligned.songs, []
+            cfg.align, store_dir(self.output_dir, "align") if self.use_cache else "")).with_outputs(REJECTS, main="songs")
+        # The lyrics are judged by what the alignment stage's transcript heard.
+        matched = aligned.songs | "LyricsMatch" >> beam.ParDo(LyricsMatchFilter(cfg.quality)).with_outputs(
+            REJECTS, main="songs")
+        distinct, near_rejects = matched.songs, []
         if cfg.near_dedup.audio:
-            printed = aligned.songs | "Fingerprint" >> beam.ParDo(ComputeFingerprint()).with_outputs(REJECTS, main="songs")
+            printed = matched.songs | "Fingerprint" >> beam.ParDo(ComputeFingerprint()).with_outputs(REJECTS, main="songs")
             near = printed.songs | "AudioNearDedup" >> AudioNearDedup(cfg.near_dedup)
             (near["groups"] | "GroupsToJson" >> beam.FlatMap(groups_json_lines)
              | "WriteGroups" >> WriteJsonLines(f"{self.output_dir.rstrip('/')}/dedup/near_duplicate_groups"))
@@ -88,7 +91,7 @@ class BuildDataset(beam.PTransform):
         shards = all_rows | "Write" >> WriteShardedParquet(
             self.output_dir, cfg.audio.sample_rate, cfg.write.max_shard_bytes)
         discovered_rejects = pbegin | "DiscoveryRejects" >> beam.Create(self.discovery_rejects)
-        rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, aligned.rejects,
+        rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, aligned.rejects, matched.rejects,
                     *near_rejects,
                     featured.rejects, embedded.rejects, rows.rejects)
                    | "AllRejects" >> beam.Flatten())

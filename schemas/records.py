@@ -64,6 +64,10 @@ class SongAlignment:
     suspect: bool = False  # the placement score is below align.placement_min_score: word times may be far off
 
 
+# Sources whose text is sung lyrics; MusicNet's text is a generated description.
+LYRICS_SOURCES = frozenset({"dali"})
+
+
 @dataclasses.dataclass
 class Reject:
     """An input that did not become a row, and why."""
@@ -82,7 +86,18 @@ class Reject:
 
 @dataclasses.dataclass
 class Song:
-    """One recording with its annotations, as it moves through the pipeline."""
+    """One recording with its annotations, as it moves through the pipeline.
+
+    What each stage needs and adds:
+
+    - Read: identity, metadata, `notes` / `words` / `lines` / `paragraphs`, `text`;
+    - Clean (needs the audio file): `audio_file` or `audio`, `sample_rate`, `duration`, the
+      source's rate, channels and format, `pcm_sha256`, `clip_fraction`, `bandwidth_hz`;
+    - Quality (needs the audio): `vocal_activity`, `lyrics_language*`;
+    - Align (needs lyrics with `words`): `alignment`, `lyrics_match_*`, `alignment_score`;
+    - Fingerprint, near dedup, versions, split: `fingerprint`, `version_group`, `split`;
+    - Features and Embed: `mel`, `f0_hz`, `voiced`, tempo and beats; the embeddings.
+    """
 
     song_id: str
     source: str  # "dali" | "musicnet"
@@ -137,6 +152,11 @@ class Song:
     word_embeddings: Optional[np.ndarray] = None  # (len(words), dim)
     line_embeddings: Optional[np.ndarray] = None  # (len(lines), dim)
     text_embedding: Optional[np.ndarray] = None  # (dim,)
+
+    @property
+    def has_lyrics(self) -> bool:
+        """Whether the song's text is sung lyrics (DALI form), not a description (MusicNet form)."""
+        return self.source in LYRICS_SOURCES
 
     def replace(self, **changes: Any) -> "Song":
         return dataclasses.replace(self, **changes)

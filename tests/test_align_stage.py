@@ -136,16 +136,15 @@ def test_alignment_stage_keeps_or_rejects_a_failed_song(shared):
     import dataclasses
 
     from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics
-    from lyricbeam.transforms.quality import QualityConfig
     from lyricbeam.transforms.rejects import RejectError
 
     song = _song_with_lyrics(shared, [["ako", "ay", "may", "lobo"]])
     broken = dataclasses.replace(AlignConfig(), model_dir="/nonexistent/whisper", lyrics_match=False)
-    stage = AlignLyrics(broken, QualityConfig(lyrics_match_max_wer=0.95))
+    stage = AlignLyrics(broken)
     stage.start_bundle()
     kept = stage.transform(song)
     assert kept.alignment is None and kept.song_id == "v"
-    strict = AlignLyrics(dataclasses.replace(broken, required=True), QualityConfig(lyrics_match_max_wer=0.95))
+    strict = AlignLyrics(dataclasses.replace(broken, required=True))
     strict.start_bundle()
     with pytest.raises(RejectError) as err:
         strict.transform(song)
@@ -160,14 +159,13 @@ def test_alignment_stage_loads_the_transcription_model_at_setup_and_survives_a_m
 
     from lyricbeam.transforms.alignment import transcribe
     from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics
-    from lyricbeam.transforms.quality import QualityConfig
     from lyricbeam.transforms.alignment.whisper_models import base_dir
 
     transcribe._MODELS.pop(("faster-whisper", base_dir(), 1, transcribe.FALLBACK_NO_REPEAT_NGRAM), None)
-    AlignLyrics(AlignConfig(), QualityConfig()).setup()
+    AlignLyrics(AlignConfig()).setup()
     assert ("faster-whisper", base_dir(), 1, transcribe.FALLBACK_NO_REPEAT_NGRAM) in transcribe._MODELS
     missing = dataclasses.replace(AlignConfig(), transcribe_model_dir="/nonexistent/whisper")
-    AlignLyrics(missing, QualityConfig()).setup()  # the songs meet the error, each kept or rejected
+    AlignLyrics(missing).setup()  # the songs meet the error, each kept or rejected
     assert not any(key[1] == "/nonexistent/whisper" for key in transcribe._MODELS)
 
 
@@ -178,11 +176,11 @@ def test_alignment_stage_rejects_lyrics_of_another_song_and_caches(shared, tmp_p
     # near 1.0 like the right lyrics' (0.84-0.96 on two CPUs), but they share no distinctive word
     # with the transcript. The second run reads the cached result.
     from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics
-    from lyricbeam.transforms.quality import QualityConfig
+    from lyricbeam.transforms.quality import LyricsMatchFilter, QualityConfig
     from lyricbeam.transforms.rejects import RejectError
 
     lines, _ = _vocadito_lines(shared)
-    stage = AlignLyrics(AlignConfig(), QualityConfig(), cache_dir=str(tmp_path))
+    stage = AlignLyrics(AlignConfig(), cache_dir=str(tmp_path))
     stage.start_bundle()
     own = stage.transform(_song_with_lyrics(shared, lines))
     assert own.alignment is not None and own.lyrics_match_wer <= 1.0
@@ -193,10 +191,12 @@ def test_alignment_stage_rejects_lyrics_of_another_song_and_caches(shared, tmp_p
     assert len(cached) == 1
     again = stage.transform(_song_with_lyrics(shared, lines))
     assert again.alignment == own.alignment
+    assert LyricsMatchFilter(QualityConfig()).transform(own) is own
     other = read_song(str(shared / "jamendo"), "Avercage_-_Embers")["lines"][:12]
+    mismatched = stage.transform(_song_with_lyrics(shared, other))
     with pytest.raises(RejectError) as err:
-        stage.transform(_song_with_lyrics(shared, other))
-    assert err.value.reason == "lyrics_mismatch"
+        LyricsMatchFilter(QualityConfig()).transform(mismatched)
+    assert err.value.reason == "lyrics_mismatch" and err.value.threshold == QualityConfig().lyrics_match_min_shared
 
 
 @pytest.mark.weights
@@ -411,7 +411,6 @@ def test_a_placement_the_evidence_does_not_support_is_retried_marked_and_rejecte
     import dataclasses
 
     from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics, aligner_for, placement_by_transcripts
-    from lyricbeam.transforms.quality import QualityConfig
     from lyricbeam.transforms.rejects import RejectError
 
     lines, _ = _vocadito_lines(shared)
@@ -424,12 +423,12 @@ def test_a_placement_the_evidence_does_not_support_is_retried_marked_and_rejecte
     assert 0.0 < best.score < 0.99 and best.transcripts in (1, 2)
     lenient = dataclasses.replace(strict, placement_min_score=0.0)
     assert placement_by_transcripts(read, song.duration, lines, "tl", lenient, aligner).transcripts == 1
-    stage = AlignLyrics(strict, QualityConfig())
+    stage = AlignLyrics(strict)
     stage.start_bundle()
     kept = stage.transform(song)
     assert kept.alignment.suspect and kept.alignment.placement_score == pytest.approx(best.score)
     assert kept.alignment.line_placement == "transcript"
-    required = AlignLyrics(dataclasses.replace(strict, required=True), QualityConfig())
+    required = AlignLyrics(dataclasses.replace(strict, required=True))
     required.start_bundle()
     with pytest.raises(RejectError) as err:
         required.transform(song)

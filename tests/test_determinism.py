@@ -48,13 +48,13 @@ def song_rows(item, config) -> dict:
     from lyricbeam.transforms.audio.clean import CleanSong
     from lyricbeam.transforms.features.embed import embed_song
     from lyricbeam.transforms.features.acoustic import compute_features
-    from lyricbeam.transforms.quality import QualityFilter
+    from lyricbeam.transforms.quality import LyricsMatchFilter, QualityFilter
     from lyricbeam.transforms.storage.rows import segment_rows, song_row
     from lyricbeam.transforms.ingest.sources import read_dali_song
     from lyricbeam.transforms.storage.row_files import rows_to_table
 
     song = read_dali_song(item, pathlib.Path(item.annotation_path).read_bytes())
-    for stage in (CleanSong(config.audio), QualityFilter(config.quality), AlignLyrics(config.align, config.quality)):
+    for stage in (CleanSong(config.audio), QualityFilter(config.quality), AlignLyrics(config.align), LyricsMatchFilter(config.quality)):
         stage.setup()
         stage.start_bundle()
         song = stage.transform(song)

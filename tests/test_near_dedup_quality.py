@@ -159,6 +159,23 @@ def test_lyrics_versions_in_beam():
                     equal_to([("a", "dali:a"), ("b", "dali:a"), ("c", "dali:c"), ("m", "musicnet:m")]))
 
 
+def test_clipping_counted_block_by_block_equals_the_whole_file():
+    from lyricbeam.transforms.quality import CLIP_MIN_RUN, count_pinned_runs
+
+    rng = np.random.default_rng(0)
+    level = rng.uniform(0, 0.9, 10_000)
+    for start, length in ((0, 5), (998, 7), (2000, 3), (4995, 10), (9990, 10)):  # runs across block edges
+        level[start: start + length] = 1.0
+    whole = clip_fraction(level)
+    assert whole == pytest.approx((5 + 7 + 10 + 10) / 10_000)
+    for block in (1, 3, 64, 1000, 5000):
+        run, clipped = 0, 0
+        for start in range(0, len(level), block):
+            run, clipped = count_pinned_runs(level[start: start + block], 1.0, run, clipped)
+        clipped += run if run >= CLIP_MIN_RUN else 0
+        assert clipped / len(level) == whole, block
+
+
 def test_clip_fraction(vocadito):
     y, _ = vocadito
     assert clip_fraction(y) == 0.0

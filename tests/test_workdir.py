@@ -46,9 +46,8 @@ def test_work_paths_are_named_in_one_place(tmp_path):
 def test_an_alignment_cached_with_one_thread_count_is_found_with_another(tmp_path):
     from lyricbeam.schemas.records import AnnotationEvent, Song
     from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics
-    from lyricbeam.transforms.quality import QualityConfig
 
     song = Song(song_id="s", source="dali", source_path="s.json", pcm_sha256="0" * 64,
                 words=[AnnotationEvent(text="la", start=1.0, end=1.2, parent=0)])
-    paths = {AlignLyrics(AlignConfig(threads=n), QualityConfig(), str(tmp_path))._cache_path(song, "en") for n in (1, 2)}
+    paths = {AlignLyrics(AlignConfig(threads=n), str(tmp_path))._cache_path(song, "en") for n in (1, 2)}
     assert len(paths) == 1

@@ -66,18 +66,56 @@ def pinned_to_peak(level: np.ndarray, peak: float) -> np.ndarray:
     return level >= peak * (1.0 - 2.0 / 32768)
 
 
-def clip_fraction(samples: np.ndarray, min_run: int = 4) -> float:
-    """Share of samples in runs of >= `min_run` consecutive samples pinned at the peak level."""
-    x = np.abs(samples).max(axis=1) if samples.ndim == 2 else np.abs(samples)
-    peak = float(x.max()) if x.size else 0.0
-    if peak <= 0:
-        return 0.0
-    pinned = pinned_to_peak(x, peak)
+CLIP_MIN_RUN = 4  # consecutive samples at the peak: a limiter's single peak samples are not clipping
+
+
+def count_pinned_runs(level: np.ndarray, peak: float, run: int, clipped: int) -> tuple[int, int]:
+    """Clipped samples counted block by block: the run open at the block's end carries over.
+
+    Parameters
+    ----------
+    level : np.ndarray
+        Absolute sample level of one block (the loudest channel per frame).
+    peak : float
+        The whole file's peak level.
+    run : int
+        Length of the run of pinned samples still open at the end of the previous block.
+    clipped : int
+        Samples counted so far in closed runs of at least `CLIP_MIN_RUN`.
+
+    Returns
+    -------
+    run, clipped : int
+        The run open at this block's end, and the updated count; close the last run with
+        ``clipped + (run if run >= CLIP_MIN_RUN else 0)``.
+    """
+    pinned = pinned_to_peak(level, peak)
     padded = np.concatenate([[False], pinned, [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
     starts, ends = edges[0::2], edges[1::2]
     lengths = ends - starts
-    return float(lengths[lengths >= min_run].sum() / len(x))
+    if not len(lengths):
+        return 0, clipped + (run if run >= CLIP_MIN_RUN else 0)
+    if starts[0] == 0:  # continues the run from the previous block
+        lengths = lengths.copy()
+        lengths[0] += run
+    elif run >= CLIP_MIN_RUN:
+        clipped += run
+    open_at_end = ends[-1] == len(pinned)
+    closed = lengths[:-1] if open_at_end else lengths
+    clipped += int(closed[closed >= CLIP_MIN_RUN].sum())
+    return (int(lengths[-1]) if open_at_end else 0), clipped
+
+
+def clip_fraction(samples: np.ndarray) -> float:
+    """Share of samples in runs of at least `CLIP_MIN_RUN` consecutive samples pinned at the peak level."""
+    level = np.abs(samples).max(axis=1) if samples.ndim == 2 else np.abs(samples)
+    peak = float(level.max()) if level.size else 0.0
+    if peak <= 0:
+        return 0.0
+    run, clipped = count_pinned_runs(level, peak, 0, 0)
+    clipped += run if run >= CLIP_MIN_RUN else 0
+    return clipped / len(level)
 
 
 # Content is what stands within this many dB of the long-term spectrum's peak ...
@@ -241,12 +279,12 @@ def language_share(lines: list[str], code: str, min_words: int) -> float:
 def measure(song: Song, config: QualityConfig) -> Song:
     """Fill vocal activity and lyrics language (the rest comes from clean)."""
     changes = {}
-    if config.instrumental_check and song.source == "dali" and song_length(song):
+    if config.instrumental_check and song.has_lyrics and song_length(song):
         energy = sum(float(np.square(block, dtype=np.float64).sum()) for _, block in song_blocks(song, VAD_BLOCK))
         gain = level_gain(np.sqrt(energy / song_length(song)))
         blocks = (block for _, block in song_blocks(song, VAD_BLOCK))
         changes["vocal_activity"] = vocal_activity_blocks(blocks, song.sample_rate, gain)
-    if config.language_check and song.source == "dali" and song.text:
+    if config.language_check and song.has_lyrics and song.text:
         words = _WORD.findall(song.text)
         if len(words) >= config.language_min_words:
             code, prob = detect_language(" ".join(words))
@@ -314,7 +352,7 @@ def judge_bandwidth(song: Song, config: QualityConfig) -> Verdict:
 
 def judge_word_density(song: Song, config: QualityConfig) -> Verdict:
     """`implausible_word_density`: annotated words per second outside a singable range."""
-    if song.source != "dali" or not song.words:
+    if not song.has_lyrics or not song.words:
         return _passed("implausible_word_density")
     rate = words_per_second(song)
     low, high = config.min_words_per_second, config.max_words_per_second
@@ -325,7 +363,7 @@ def judge_word_density(song: Song, config: QualityConfig) -> Verdict:
 
 def judge_vocal_activity(song: Song, config: QualityConfig) -> Verdict:
     """`instrumental_only`: lyrics on audio where nobody sings."""
-    if song.source != "dali" or not song.words or song.vocal_activity < 0:
+    if not song.has_lyrics or not song.words or song.vocal_activity < 0:
         return _passed("instrumental_only", None, config.min_vocal_activity)
     return Verdict("instrumental_only", song.vocal_activity, config.min_vocal_activity,
                    song.vocal_activity >= config.min_vocal_activity,
@@ -373,10 +411,12 @@ def judge_lyrics_match(song: Song, config: QualityConfig) -> Verdict:
                    f"(< {config.lyrics_match_min_shared:.0%}; WER {wer:.2f})")
 
 
-# In the order a song meets them: it is rejected for the first it fails.
-QUALITY_FILTERS: tuple[Callable[[Song, QualityConfig], Verdict], ...] = (
-    judge_clipping, judge_sample_rate, judge_bandwidth, judge_word_density, judge_vocal_activity,
-    judge_language, judge_lyrics_match)
+# In the order a song meets them: it is rejected for the first it fails. The lyrics match needs
+# the alignment stage's transcript, so it is judged after that stage (`LyricsMatchFilter`).
+BEFORE_ALIGNMENT: tuple[Callable[[Song, QualityConfig], Verdict], ...] = (
+    judge_clipping, judge_sample_rate, judge_bandwidth, judge_word_density, judge_vocal_activity, judge_language)
+AFTER_ALIGNMENT: tuple[Callable[[Song, QualityConfig], Verdict], ...] = (judge_lyrics_match,)
+QUALITY_FILTERS = BEFORE_ALIGNMENT + AFTER_ALIGNMENT
 
 
 def quality_verdicts(song: Song, config: QualityConfig) -> list[Verdict]:
@@ -384,15 +424,10 @@ def quality_verdicts(song: Song, config: QualityConfig) -> list[Verdict]:
     return [judge(song, config) for judge in QUALITY_FILTERS]
 
 
-def check_quality(song: Song, config: QualityConfig) -> None:
-    """Raise `RejectError` (with the measured value and threshold) for the first filter `song` fails."""
-    for judge in QUALITY_FILTERS:
+def check_quality(song: Song, config: QualityConfig, filters=BEFORE_ALIGNMENT) -> None:
+    """Raise `RejectError` (with the measured value and threshold) for the first of `filters` `song` fails."""
+    for judge in filters:
         judge(song, config).raise_if_failed()
-
-
-def check_lyrics_match(song: Song, config: QualityConfig) -> None:
-    """Raise `lyrics_mismatch` when the transcript's WER against the lyrics exceeds the limit."""
-    judge_lyrics_match(song, config).raise_if_failed()
 
 
 class QualityFilter(RejectingDoFn):
@@ -411,4 +446,18 @@ class QualityFilter(RejectingDoFn):
     def transform(self, song: Song) -> Song:
         song = measure(song, self.config)
         check_quality(song, self.config)
+        return song
+
+
+class LyricsMatchFilter(RejectingDoFn):
+    """Aligned song -> itself, or a `lyrics_mismatch` reject: the lyrics are not what its transcript heard."""
+
+    stage = "quality"
+
+    def __init__(self, config: QualityConfig):
+        super().__init__()
+        self.config = config
+
+    def transform(self, song: Song) -> Song:
+        check_quality(song, self.config, AFTER_ALIGNMENT)
         return song

@@ -25,7 +25,6 @@ from lyricbeam.transforms.rejects import LOG, RejectError, RejectingDoFn
 from lyricbeam.transforms.alignment.transcribe import FALLBACK_NO_REPEAT_NGRAM, FALLBACK_TEMPERATURES
 
 if TYPE_CHECKING:
-    from lyricbeam.transforms.quality import QualityConfig
     from lyricbeam.transforms.alignment.transcribe import WindowEncodings
 
 SAMPLE_RATE = 16000
@@ -224,9 +223,8 @@ def windows_from_line_onsets(line_onsets: list[float], duration: float, lead_s: 
 
     A window opens `lead_s` before its line's onset and ends `tail_s` after the next line's
     onset (the last at the end of the audio), at most 30 s after it opened; estimated onsets
-    want the slack, reference onsets do not. One line per window
-    measured better than several lines per window (bench/results/README.md: AAE 0.37 s
-    against 0.63 s with ≤ 25 s groups), as each line is then held to its own stretch.
+    want the slack, reference onsets do not. One line per window holds each line to its own
+    stretch; windows of several lines let the path drift between them.
     """
     windows = []
     for i, onset in enumerate(line_onsets):
@@ -269,13 +267,12 @@ def align_with_line_onsets(aligner: WhisperAligner, audio, lines: list[list[str]
                                        encodings=encodings)
         if len(aligned) > 1 and estimated:
             # With slack, the audio before the line goes partly to its first word; it is held
-            # to the median length of the line's other words (measured: first-word median
-            # error 0.45-0.87 s -> 0.16-0.51 s on the benchmark).
+            # to the median length of the line's other words.
             typical = float(np.median([w.end - w.start for w in aligned[1:]]))
             aligned[0] = dataclasses.replace(aligned[0], start=max(aligned[0].start, aligned[0].end - typical))
         if aligned and not estimated:
             # The path pins the first word to the window's first frame, `lead_s` early; a
-            # given onset is the better time for it (measured: first words 0.25 s -> 0 s off).
+            # given onset is the better time for it.
             onset = min(max(line_onsets[members[0]], aligned[0].start), aligned[0].end)
             aligned[0] = dataclasses.replace(aligned[0], start=float(onset))
         out += aligned
@@ -518,8 +515,6 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
                 last_window = before - start <= window_s
             taken = pending if last_window else ([l for l in pending if onsets[l] < start + reach_s] or pending[:1])
             words = flat[start_word: firsts[taken[-1] + 1]]
-            # The stretch's last window too: keeping its end (its lines are sung before the next
-            # anchor) measured no better (PCO 71.5 -> 71.2 %, AAE the same).
             window_end = held_window_end(encodings, start, min(before, start + window_s), config)
             placed = aligner.align_window(read(start, window_end), words, offset_s=start,
                                           lead_in=lead_in, encodings=encodings)
@@ -648,8 +643,8 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
             shift += step
             probe_onsets = np.clip(onsets + shift, 0.0, max(0.0, duration - 0.5))
             candidates.append(("source_lines_offset_corrected", probe_onsets))
-        # The probe's offset can be the aligner's own bias (measured -0.42 s on a song with
-        # exact line times), so the alignment's token probabilities decide whether to apply it.
+        # The probe's offset can be the aligner's own bias rather than the source's error, so
+        # the alignment's token probabilities decide whether to apply it.
         scored = []
         for placement, line_onsets in candidates:
             aligned = align_with_line_onsets(aligner, read, lines, list(line_onsets), config, duration=duration)
@@ -812,9 +807,9 @@ class AlignLyrics(RejectingDoFn):
 
     stage = "align"
 
-    def __init__(self, config: AlignConfig, quality: "QualityConfig", cache_dir: str = ""):
+    def __init__(self, config: AlignConfig, cache_dir: str = ""):
         super().__init__()
-        self.config, self.quality, self.cache_dir = config, quality, cache_dir
+        self.config, self.cache_dir = config, cache_dir
 
     def setup(self) -> None:
         # The transcription model serves every language: loaded once per worker here, not in
@@ -863,7 +858,7 @@ class AlignLyrics(RejectingDoFn):
         return result
 
     def transform(self, song: Song) -> Song:
-        if not self.config.enabled or song.source != "dali" or not song.words:
+        if not self.config.enabled or not song.has_lyrics or not song.words:
             self._count("not_applicable")
             return song
         language = alignment_language(song)
@@ -888,7 +883,4 @@ class AlignLyrics(RejectingDoFn):
         song = song.replace(alignment=result, lyrics_match_wer=result.lyrics_match_wer,
                             lyrics_match_shared=result.lyrics_match_shared,
                             alignment_score=result.mean_confidence)
-        from lyricbeam.transforms.quality import check_lyrics_match
-
-        check_lyrics_match(song, self.quality)
         return song

@@ -118,9 +118,8 @@ MIN_LAST_WINDOW_S = 2.0
 
 
 # A last window with at least this much padding is encoded without it when words are timed (the
-# placement pass): placement was unchanged on the benchmark; a French window padded by 0.6 s was
-# transcribed differently unpadded (the song's AAE 0.25 -> 0.35 s) for a 2 % saving on it. Text-only
-# transcriptions keep the padding: unpadded, the lyrics-match WER of stretches rose (German 0.40 -> 0.76).
+# placement pass): a window padded by less is transcribed differently without its padding. Text-only
+# transcriptions keep the padding: without it the lyrics-match WER of short stretches rises.
 UNPADDED_LAST_WINDOW_MIN_PADDING_S = 1.0
 
 
@@ -176,10 +175,9 @@ def _cached(key: tuple, load):
 
 # faster-whisper's temperature-fallback samples may not repeat an n-gram of this many tokens.
 FALLBACK_NO_REPEAT_NGRAM = 4
-# Temperatures sampled when a window's greedy decoding fails (it looped, or is unlikely). A window
-# still failing at 0.4 failed at every temperature up to 1.0 on the benchmark's transcripts
-# (sung intros, mumbled lines): the samples at 0.6-1.0 cost 3.5 s of 13.4 s of fallbacks; those
-# at 0.4 cost 1.5 s a run and gave no better placement (AAE 0.382 s with them, 0.378 s without).
+# Temperatures sampled when a window's greedy decoding fails (it looped, or is unlikely). On sung
+# audio a window that still fails at 0.2 fails at every higher temperature (sung intros, mumbled
+# lines): higher samples cost time and do not place lines better.
 FALLBACK_TEMPERATURES = (0.2,)
 
 

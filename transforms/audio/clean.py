@@ -16,7 +16,7 @@ import soundfile as sf
 
 from lyricbeam.schemas.records import AnnotationEvent, Song
 from lyricbeam.transforms.storage.audio_store import AudioFileWriter, audio_file_path, read_sidecar
-from lyricbeam.transforms.quality import Verdict, bandwidth_hz, pinned_to_peak
+from lyricbeam.transforms.quality import CLIP_MIN_RUN, Verdict, bandwidth_hz, count_pinned_runs
 from lyricbeam.transforms.rejects import RejectError, RejectingDoFn
 
 
@@ -259,7 +259,7 @@ def decode_streaming(source, config: CleanConfig, sink=None) -> DecodedAudio:
             for chunk in audio.blocks(blocksize=block, dtype="float32", always_2d=True):
                 pcm = np.clip(np.round(chunk * 32768.0), -32768, 32767).astype("<i2")
                 digest.update(np.ascontiguousarray(pcm).tobytes())
-                pinned_run, clipped = _count_clipped(np.abs(chunk).max(axis=1), peak, pinned_run, clipped)
+                pinned_run, clipped = count_pinned_runs(np.abs(chunk).max(axis=1), peak, pinned_run, clipped)
                 mono_source = chunk.mean(axis=1, dtype=np.float64).astype(np.float32)
                 # Copies, so the slices do not keep every block's samples alive.
                 picked += [mono_source[max(a, position) - position: min(b, position + len(chunk)) - position].copy()
@@ -273,7 +273,7 @@ def decode_streaming(source, config: CleanConfig, sink=None) -> DecodedAudio:
                     sink.write(mono)
                 else:
                     out.append(mono)
-            if pinned_run >= 4:
+            if pinned_run >= CLIP_MIN_RUN:
                 clipped += pinned_run
     except RejectError:
         raise
@@ -293,28 +293,6 @@ def _bandwidth_slices(frames: int, rate: int, max_seconds: float = 60.0) -> list
         return [(0, frames)]
     starts = np.linspace(0, frames - rate, int(max_seconds)).astype(int)
     return [(int(a), int(a) + rate) for a in starts]
-
-
-def _count_clipped(level: np.ndarray, peak: float, run: int, clipped: int) -> tuple[int, int]:
-    # Runs of >= 4 samples pinned at the peak (quality.pinned_to_peak), carried across blocks.
-    pinned = pinned_to_peak(level, peak)
-    for value in pinned if len(pinned) < 64 else ():
-        run, clipped = (run + 1, clipped) if value else (0, clipped + (run if run >= 4 else 0))
-    if len(pinned) >= 64:
-        padded = np.concatenate([[False], pinned, [False]])
-        edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-        starts, ends = edges[0::2], edges[1::2]
-        lengths = ends - starts
-        if len(lengths):
-            if starts[0] == 0:  # continues the run from the previous block
-                lengths = lengths.copy()
-                lengths[0] += run
-            closed = lengths[:-1] if ends[-1] == len(pinned) else lengths
-            clipped += int(closed[closed >= 4].sum())
-            run = int(lengths[-1]) if ends[-1] == len(pinned) else 0
-        else:
-            clipped, run = clipped + (run if run >= 4 else 0), 0
-    return run, clipped
 
 
 def decoded_fields(decoded: DecodedAudio) -> dict:
@@ -341,7 +319,7 @@ def clean_decoded(song: Song, fields: dict, config: CleanConfig) -> Song:
     check_times(levels, duration, config.times_tolerance_s)
     words, lines = normalize_events(song.words), normalize_events(song.lines)
     paragraphs, notes = normalize_events(song.paragraphs), normalize_events(song.notes)
-    if song.source == "dali":
+    if song.has_lyrics:
         text_original = lyrics_text(song.lines, song.words, song.paragraphs)
         text = lyrics_text(lines, words, paragraphs)
         if not text:

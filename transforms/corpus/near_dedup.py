@@ -282,7 +282,7 @@ class LyricsVersions(beam.PTransform):
         cfg = self.config
 
         def signatures(song: Song):
-            if song.source != "dali" or not song.text:
+            if not song.has_lyrics or not song.text:
                 return
             shingles = lyric_shingles(song.text, cfg.shingle_words)
             if shingles:

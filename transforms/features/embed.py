@@ -104,7 +104,7 @@ def encode_contexts(texts: Sequence[str], spans: Sequence[Sequence[tuple[int, in
 
 def embed_song(song: Song, config: EmbedConfig = EmbedConfig()) -> Song:
     """Song with word, line and text embeddings (word/line only where there are lyrics)."""
-    if song.source != "dali":
+    if not song.has_lyrics:
         pooled, _ = encode_contexts([song.text], [[]], config)
         empty = np.zeros((0, EMBEDDING_DIM), np.float32)
         return song.replace(text_embedding=pooled[0], word_embeddings=empty, line_embeddings=empty)

@@ -89,7 +89,7 @@ def song_row(song: Song) -> dict:
 
 def segment_spans(song: Song, config: SegmentConfig) -> list[tuple[float, float, int]]:
     """(start, end, line index or -1) of each segment of `song`, in seconds."""
-    if song.source == "dali" and song.lines:
+    if song.has_lyrics and song.lines:
         spans = []
         for i, line in enumerate(song.lines):
             start = max(0.0, line.start - config.pad_s)
