@@ -598,75 +598,105 @@ def align_song(read: Callable, duration: float, lines: list[list[str]], language
                source_line_onsets=None) -> SongAlignment:
     """Forced alignment of a song's lyric `lines` (lists of words) to its audio.
 
-    `read(start_s, end_s)` gives 16 kHz samples. With `source_word_onsets` (one per word,
-    e.g. DALI's) or only `source_line_onsets` (one per line), and `line_times` "auto"/"source",
-    windows open at the source's line onsets: probe passes with slack measure the median
-    offset between our onsets and the source's (up to `offset_passes` times, each from the
-    last correction, while at least `offset_min_s`); the song is aligned at the source's
-    onsets and at each corrected set, and the alignment with the highest mean token
-    probability is kept. Otherwise a transcription pass places the lines (`line_placement`),
-    and the aligner itself places the lines no transcript word anchored
-    (`search_unanchored_lines`). With `lyrics_match`, the transcript's WER against the
-    lyrics is measured.
-    """
-    from lyricbeam.transforms.alignment.transcribe import lyrics_match_wer, shared_word_share
+    Parameters
+    ----------
+    read : callable
+        ``read(start_s, end_s)`` -> 16 kHz mono samples of that stretch.
+    duration : float
+        The song's length in seconds.
+    lines : list of list of str
+        The lyric lines, as words.
+    language : str
+        ISO 639-1 code; chooses the bundled model (tiny.en for English, else the multilingual base).
+    config : AlignConfig
+    source_word_onsets, source_line_onsets : sequence of float, optional
+        The source's onsets, one per word (DALI) or one per line.
 
+    Returns
+    -------
+    SongAlignment
+        With source onsets (and `line_times` "auto" or "source"): `aligned_at_source_lines`.
+        Otherwise: `placement_by_transcripts` (lines placed from transcripts, a placement
+        score, `suspect` below `placement_min_score`).
+    """
     if config.line_times not in LINE_TIMES:
         raise ValueError(f"align.line_times must be one of {LINE_TIMES}")
     if config.reuse_encodings not in REUSE_ENCODINGS:
         raise ValueError(f"align.reuse_encodings must be one of {REUSE_ENCODINGS}")
-    flat = [w for line in lines for w in line]
     if source_word_onsets is None and source_line_onsets is not None:
-        source_word_onsets = np.full(len(flat), np.nan)
+        source_word_onsets = np.full(sum(len(line) for line in lines), np.nan)
         source_word_onsets[line_first_words(lines)] = source_line_onsets
     if config.line_times == "source" and source_word_onsets is None:
         raise ValueError("align.line_times is 'source' but the song has no word times")
-    use_source = source_word_onsets is not None and config.line_times != "transcript"
     aligner, model_name = aligner_for(language, config)
-    heard, transcript_model, offset = None, "", None
-    score, suspect = None, False
-    if use_source:
-        # One pass with slack around the source's onsets measures their offset (a window
-        # opened at a late onset cannot see the word it misses); the result comes from
-        # windows at the onsets, shifted by that offset when it is large enough.
-        source = np.asarray(source_word_onsets, dtype=float)
-        firsts = line_first_words(lines)
-        onsets = source[firsts]
-        candidates, shift, probe_onsets = [("source_lines", onsets)], 0.0, onsets
-        for _ in range(max(0, config.tuning.offset_passes)):
-            # A probe sees only `slack_s` around each onset, so a large offset is found in steps.
-            probe = align_with_line_onsets(aligner, read, lines, list(probe_onsets), config, estimated=True,
-                                           duration=duration)
-            step = median_offset(probe, source + shift, firsts)
-            if abs(step) < config.tuning.offset_min_s:
-                break
-            shift += step
-            probe_onsets = np.clip(onsets + shift, 0.0, max(0.0, duration - 0.5))
-            candidates.append(("source_lines_offset_corrected", probe_onsets))
-        # The probe's offset can be the aligner's own bias rather than the source's error, so
-        # the alignment's token probabilities decide whether to apply it.
-        scored = []
-        for placement, line_onsets in candidates:
-            aligned = align_with_line_onsets(aligner, read, lines, list(line_onsets), config, duration=duration)
-            scored.append((float(np.mean([w.confidence for w in aligned])) if aligned else 0.0, placement, aligned))
-        _, placement, words = max(scored, key=lambda item: item[0])
-        offset = median_offset(words, source, firsts)
-    else:
-        placed = placement_by_transcripts(read, duration, lines, language, config, aligner)
-        words, heard, transcript_model = placed.words, placed.heard, placed.transcript_model
-        score, suspect = placed.score, placed.score < config.placement_min_score
-        placement = "transcript"
-    wer = lyrics_match_wer(flat, heard) if heard is not None else None
-    shared = shared_word_share(flat, heard) if heard is not None else None
-    if use_source and config.lyrics_match:
+    if source_word_onsets is not None and config.line_times != "transcript":
+        return aligned_at_source_lines(read, duration, lines, language, config, aligner, model_name,
+                                       np.asarray(source_word_onsets, dtype=float))
+    return aligned_from_transcripts(read, duration, lines, language, config, aligner, model_name)
+
+
+def aligned_at_source_lines(read: Callable, duration: float, lines: list[list[str]], language: str,
+                            config: AlignConfig, aligner: WhisperAligner, model_name: str,
+                            source: np.ndarray) -> SongAlignment:
+    """The song aligned in windows at the source's line onsets, offset-corrected when that is likelier.
+
+    A probe pass with slack around the onsets measures the median offset between the aligner's
+    onsets and the source's (up to `tuning.offset_passes` times, each from the last correction,
+    while at least `tuning.offset_min_s`): a window opened at a late onset cannot see the word it
+    misses. The song is aligned at the source's onsets and at each corrected set, and the
+    alignment with the highest mean token probability is kept. With `lyrics_match`, the
+    wordiest stretches are transcribed to measure the lyrics match.
+    """
+    firsts = line_first_words(lines)
+    onsets = source[firsts]
+    candidates, shift, probe_onsets = [("source_lines", onsets)], 0.0, onsets
+    for _ in range(max(0, config.tuning.offset_passes)):
+        # A probe sees only `slack_s` around each onset, so a large offset is found in steps.
+        probe = align_with_line_onsets(aligner, read, lines, list(probe_onsets), config, estimated=True,
+                                       duration=duration)
+        step = median_offset(probe, source + shift, firsts)
+        if abs(step) < config.tuning.offset_min_s:
+            break
+        shift += step
+        probe_onsets = np.clip(onsets + shift, 0.0, max(0.0, duration - 0.5))
+        candidates.append(("source_lines_offset_corrected", probe_onsets))
+    # The probe's offset can be the aligner's own bias rather than the source's error, so
+    # the alignment's token probabilities decide whether to apply it.
+    scored = []
+    for placement, line_onsets in candidates:
+        aligned = align_with_line_onsets(aligner, read, lines, list(line_onsets), config, duration=duration)
+        scored.append((placement_score(aligned), placement, aligned))
+    _, placement, words = max(scored, key=lambda item: item[0])
+    wer, shared, heard, transcript_model = None, None, None, ""
+    if config.lyrics_match:
         wer, shared, heard, transcript_model = sampled_lyrics_match(read, duration, words, language, config)
+    return song_alignment(words, config, model_name, language, placement, wer, shared, heard is not None,
+                          transcript_model, source_onset_offset_s=median_offset(words, source, firsts))
+
+
+def aligned_from_transcripts(read: Callable, duration: float, lines: list[list[str]], language: str,
+                             config: AlignConfig, aligner: WhisperAligner, model_name: str) -> SongAlignment:
+    """The song aligned at lines placed from its transcripts (`placement_by_transcripts`), with the
+    placement's score, whether it is `suspect`, and the first transcript's lyrics match."""
+    from lyricbeam.transforms.alignment.transcribe import lyrics_match_wer, shared_word_share
+
+    flat = [w for line in lines for w in line]
+    placed = placement_by_transcripts(read, duration, lines, language, config, aligner)
+    return song_alignment(placed.words, config, model_name, language, "transcript",
+                          lyrics_match_wer(flat, placed.heard), shared_word_share(flat, placed.heard), True,
+                          placed.transcript_model, placement_score=placed.score,
+                          suspect=placed.score < config.placement_min_score)
+
+
+def song_alignment(words: list[AlignedWord], config: AlignConfig, model_name: str, language: str, placement: str,
+                   wer: Optional[float], shared: Optional[float], transcribed: bool, transcript_model: str,
+                   **fields) -> SongAlignment:
+    """A `SongAlignment` of `words` with its summary figures."""
     return SongAlignment(
         backend=BACKEND, model=model_name, language=language, line_placement=placement, words=words,
-        mean_confidence=float(np.mean([w.confidence for w in words])) if words else 0.0,
-        aligned_fraction=float(np.mean([w.aligned for w in words])) if words else 0.0,
+        mean_confidence=placement_score(words), aligned_fraction=float(np.mean([w.aligned for w in words])) if words else 0.0,
         lyrics_match_wer=wer, lyrics_match_shared=shared,
-        transcript_backend=config.transcriber if heard is not None else "", transcript_model=transcript_model,
-        source_onset_offset_s=offset, placement_score=score, suspect=suspect)
+        transcript_backend=config.transcriber if transcribed else "", transcript_model=transcript_model, **fields)
 
 
 class TranscriptPlacement(NamedTuple):
