@@ -56,19 +56,21 @@ def cpu_flags() -> tuple[str, set[str]]:
     return model, flags
 
 
-def run_one(jamendo: str, name: str, language: str, run: dict, min_score: float | None = None) -> dict:
+def run_one(jamendo: str, name: str, language: str, run: dict, min_score: float | None = None,
+            merge_transcripts: bool = False) -> dict:
     """Align one song under one change; its AAE, PCO, placement score and flag."""
     import librosa
 
     from lyricbeam.pipeline.eval_alignment import onset_metrics, read_song
-    from lyricbeam.transforms.alignment.align import AlignConfig, align_song
+    from lyricbeam.transforms.alignment.align import AlignConfig, AlignTuning, align_song
 
     song = read_song(jamendo, name)
     audio, _ = librosa.load(os.path.join(jamendo, "audio", f"{name}.mp3"), sr=SR)
     audio = audio * np.float32(10 ** (run.get("gain_db", 0.0) / 20))
     lead = run.get("lead_s", 0.0)
     audio = np.concatenate([np.zeros(int(lead * SR), np.float32), audio])
-    config = dataclasses.replace(AlignConfig(), transcribe_seed=run["seed"], threads=run.get("threads", 1))
+    config = AlignConfig(transcribe_seed=run["seed"], threads=run.get("threads", 1),
+                         tuning=AlignTuning(merge_transcripts=merge_transcripts))
     if min_score is not None:
         config = dataclasses.replace(config, placement_min_score=min_score)
 
@@ -96,7 +98,7 @@ def worker(args) -> int:
         for name in sorted(meta):
             language = LANGUAGE_CODES[meta[name]["Language"].strip().lower()]
             for run in runs:
-                row = run_one(args.jamendo, name, language, run, args.min_score)
+                row = run_one(args.jamendo, name, language, run, args.min_score, args.merge_transcripts)
                 out.write(json.dumps(row) + "\n")
                 out.flush()
                 print(f"{name[:24]:24s} {row['run']:20s} AAE {row['aae']:7.3f}  score {row['score']:.3f}"
@@ -105,7 +107,8 @@ def worker(args) -> int:
 
 
 def report(rows: list[dict], cpu: str, seconds: float, args) -> str:
-    extra = f" --min-score {args.min_score:g}" if args.min_score is not None else ""
+    extra = (f" --min-score {args.min_score:g}" if args.min_score is not None else "") + \
+        (" --merge-transcripts" if args.merge_transcripts else "")
     lines = ["# Alignment without timings under changes that must not matter", "",
              f"Reproduce: python bench/align_robustness.py --jamendo ../shared/data/jamendo{extra} --out {args.out}",
              f"CPU: {cpu} ({seconds / 60:.0f} min; runs per song: seeds 0-4, CT2_FORCE_CPU_ISA, 2 threads, "
@@ -144,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/results/align_robustness")
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     parser.add_argument("--isa", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--merge-transcripts", action="store_true",
+                        help="retries place lines from the merged anchors of all transcripts so far "
+                             "(align tuning merge_transcripts), not from the next seed's transcript alone")
     parser.add_argument("--min-score", type=float, default=None,
                         help="align.placement_min_score for every run (0: one transcript, nothing flagged: "
                              "the calibration runs)")
@@ -162,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         env.pop("CT2_FORCE_CPU_ISA", None)
         if isa:
             env["CT2_FORCE_CPU_ISA"] = isa
-        extra = ["--min-score", str(args.min_score)] if args.min_score is not None else []
+        extra = (["--min-score", str(args.min_score)] if args.min_score is not None else []) + \
+            (["--merge-transcripts"] if args.merge_transcripts else [])
         subprocess.run([sys.executable, __file__, "--jamendo", args.jamendo, "--worker-out", rows_path,
                         "--isa", isa, *extra], env=env, check=True)
     with open(rows_path, encoding="utf-8") as handle:
