@@ -8,7 +8,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from lyricbeam.schemas.records import AnnotationEvent, Song
 from lyricbeam.transforms.corpus.fingerprint import fingerprint, match_score
-from lyricbeam.transforms.corpus.near_dedup import (AudioNearDedup, LyricsVersions, NearDedupConfig, UnionFind, candidate_pairs,
+from lyricbeam.transforms.corpus.near_dedup import (MIN_SHARED_KEYS, AudioNearDedup, LyricsVersions, NearDedupConfig, UnionFind, candidate_pairs,
                                    estimated_jaccard, lyric_shingles, minhash_signature, near_canonical_rank,
                                    resolve_groups)
 from lyricbeam.transforms.quality import (QualityConfig, bandwidth_hz, check_quality, clip_fraction, detect_language,
@@ -60,7 +60,7 @@ def test_each_transformation_matches_and_shares_keys(vocadito, tmp_path):
         score, _ = match_score(base, other)
         shared = len(np.intersect1d(base.keys, other.keys))
         assert score >= config.min_match_score * 2, (name, score)
-        assert shared >= config.min_shared_keys, (name, shared)
+        assert shared >= MIN_SHARED_KEYS, (name, shared)
 
 
 def test_real_mp3_copy_in_sample_matches(vocadito):
@@ -81,7 +81,7 @@ def test_different_recordings_do_not_match(vocadito):
     config = NearDedupConfig()
     for a, b in [(base, cover), (base, strings), (strings, other_part)]:
         assert match_score(a, b)[0] < config.min_match_score
-        assert len(np.intersect1d(a.keys, b.keys)) < config.min_shared_keys
+        assert len(np.intersect1d(a.keys, b.keys)) < MIN_SHARED_KEYS
 
 
 def test_candidate_pairs_cap_and_union_find():
@@ -225,18 +225,22 @@ def dali_song(**kw):
     ({"lyrics_match_wer": 1.2}, "lyrics_mismatch"),
 ])
 def test_each_quality_filter(changes, reason):
-    check_quality(dali_song(), QualityConfig())
+    from lyricbeam.transforms.quality import QUALITY_FILTERS
+
+    check_quality(dali_song(), QualityConfig(), QUALITY_FILTERS)
     with pytest.raises(RejectError) as err:
-        check_quality(dali_song(**changes), QualityConfig())
+        check_quality(dali_song(**changes), QualityConfig(), QUALITY_FILTERS)
     assert err.value.reason == reason
 
 
 def test_filters_pass_when_unmeasured_or_configured_off():
-    check_quality(dali_song(vocal_activity=-1.0, lyrics_match_wer=None, language="klingon"), QualityConfig())
-    check_quality(dali_song(lyrics_language_confidence=0.5, language="english"), QualityConfig())
-    check_quality(dali_song(clip_fraction=0.01), QualityConfig(max_clip_fraction=0.05))
+    from lyricbeam.transforms.quality import QUALITY_FILTERS
+
+    check_quality(dali_song(vocal_activity=-1.0, lyrics_match_wer=None, language="klingon"), QualityConfig(), QUALITY_FILTERS)
+    check_quality(dali_song(lyrics_language_confidence=0.5, language="english"), QualityConfig(), QUALITY_FILTERS)
+    check_quality(dali_song(clip_fraction=0.01), QualityConfig(max_clip_fraction=0.05), QUALITY_FILTERS)
     few = [AnnotationEvent("w", i * 0.5, i * 0.5 + 0.4) for i in range(19)]
-    check_quality(dali_song(lyrics_match_wer=1.2, words=few), QualityConfig())  # too few words to judge
+    check_quality(dali_song(lyrics_match_wer=1.2, words=few), QualityConfig(), QUALITY_FILTERS)  # too few words to judge
     music = dali_song(source="musicnet", vocal_activity=0.0)
-    check_quality(music, QualityConfig())
+    check_quality(music, QualityConfig(), QUALITY_FILTERS)
     assert words_per_second(dali_song()) == pytest.approx(30 / 14.9, rel=0.01)

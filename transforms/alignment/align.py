@@ -414,10 +414,12 @@ def transcribe_song(read: Callable, duration: float, language: str, config: Alig
     while start < duration:
         end = min(duration, start + block_s)
         block = WindowEncodings() if encodings is not None else None
-        words, model = transcribe(config.transcriber, read(start, end), language, config.transcribe_model_dir,
-                                  config.whisper_timestamped_checkpoint, config.threads, hint, word_times, max_tokens,
-                                  config.transcribe_seed, config.tuning.fallback_no_repeat_ngram, config.tuning.fallback_temperatures,
-                                  block)
+        words, model = transcribe(config.transcriber, read(start, end), language,
+                                  model_dir=config.transcribe_model_dir,
+                                  checkpoint=config.whisper_timestamped_checkpoint, threads=config.threads, hint=hint,
+                                  word_times=word_times, max_tokens=max_tokens, seed=config.transcribe_seed,
+                                  fallback_no_repeat_ngram=config.tuning.fallback_no_repeat_ngram,
+                                  fallback_temperatures=config.tuning.fallback_temperatures, encodings=block)
         heard += [HeardWord(w.text, w.start + start, w.end + start, w.confidence) for w in words]
         if block is not None:
             encodings.extend(block, start)

@@ -350,7 +350,7 @@ def transcribe_whisper_timestamped(checkpoint: str, audio: np.ndarray, language:
             for s in result["segments"] for w in s.get("words", [])]
 
 
-def transcribe(backend: str, audio: np.ndarray, language: str, model_dir: str = "", checkpoint: str = "",
+def transcribe(backend: str, audio: np.ndarray, language: str, *, model_dir: str = "", checkpoint: str = "",
                threads: int = 1, hint: str = "", word_times: bool = True, max_tokens: int = 0,
                seed: int = 0, fallback_no_repeat_ngram: int = FALLBACK_NO_REPEAT_NGRAM,
                fallback_temperatures: tuple = FALLBACK_TEMPERATURES,

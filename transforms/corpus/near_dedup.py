@@ -1,8 +1,8 @@
 """Near-duplicates: the same recording re-encoded / trimmed / resampled, and lyric versions.
 
 Audio: each song's fingerprint gives candidate keys; songs sharing a key meet in one
-`GroupByKey` group (groups above `max_group_size` are skipped: a key that common says
-nothing), pairs sharing at least `min_shared_keys` keys are verified by landmark matching,
+`GroupByKey` group (groups above `MAX_GROUP_SIZE` are skipped: a key that common says
+nothing), pairs sharing at least `MIN_SHARED_KEYS` keys are verified by landmark matching,
 and verified pairs are joined into groups. One canonical song per group is kept (rule:
 `canonical_rank`); the others are rejected as `near_duplicate_of=<id>` with their score.
 
@@ -35,15 +35,22 @@ from lyricbeam.transforms.rejects import RejectingDoFn
 
 @dataclasses.dataclass(frozen=True)
 class NearDedupConfig:
-    audio: bool = True
-    min_shared_keys: int = 8
-    max_group_size: int = 64
-    min_match_score: float = 0.10
-    lyrics: bool = True
-    shingle_words: int = 3
-    num_perm: int = 128
-    bands: int = 32
-    lyrics_threshold: float = 0.5
+    audio: bool = True  # find re-encoded / trimmed / resampled copies of one recording
+    min_match_score: float = 0.10  # share of landmarks agreeing on one offset for two songs to be one recording
+    lyrics: bool = True  # group songs whose lyrics are near-identical (versions, covers)
+    lyrics_threshold: float = 0.5  # estimated Jaccard of word 3-gram sets for one version group
+
+
+# Candidate pairs must share this many fingerprint keys: fewer is chance between unrelated songs.
+MIN_SHARED_KEYS = 8
+# A key shared by more songs than this says nothing (a common chord) and would make pairs grow
+# with the square of the group.
+MAX_GROUP_SIZE = 64
+# Lyrics are compared as sets of word 3-grams, by MinHash with 128 permutations in 32 bands of 4:
+# the LSH curve's threshold sits near a Jaccard of 0.42, under `lyrics_threshold`, so no version is missed.
+SHINGLE_WORDS = 3
+NUM_PERM = 128
+BANDS = 32
 
 
 def near_canonical_rank(song_like: dict) -> tuple:
@@ -201,9 +208,9 @@ class AudioNearDedup(beam.PTransform):
             songs
             | "CandidateKeys" >> beam.FlatMap(lambda s: ((int(k) >> 1, song_key(s)) for k in s.fingerprint.keys))
             | "GroupByKey" >> beam.GroupByKey()
-            | "PairsInGroup" >> beam.FlatMap(lambda kv: candidate_pairs(kv[1], cfg.max_group_size))
+            | "PairsInGroup" >> beam.FlatMap(lambda kv: candidate_pairs(kv[1], MAX_GROUP_SIZE))
             | "CountSharedKeys" >> beam.combiners.Count.PerElement()
-            | "EnoughShared" >> beam.Filter(lambda kv: kv[1] >= cfg.min_shared_keys)
+            | "EnoughShared" >> beam.Filter(lambda kv: kv[1] >= MIN_SHARED_KEYS)
             | "ByFirst" >> beam.Map(lambda kv: kv[0])
         )
         with_first = ({"pairs": pairs, "fp": fps} | "JoinFirst" >> beam.CoGroupByKey()
@@ -284,17 +291,17 @@ class LyricsVersions(beam.PTransform):
         def signatures(song: Song):
             if not song.has_lyrics or not song.text:
                 return
-            shingles = lyric_shingles(song.text, cfg.shingle_words)
+            shingles = lyric_shingles(song.text, SHINGLE_WORDS)
             if shingles:
-                signature = minhash_signature(shingles, cfg.num_perm)
-                for key in band_keys(signature, cfg.bands):
+                signature = minhash_signature(shingles, NUM_PERM)
+                for key in band_keys(signature, BANDS):
                     yield key, (song_key(song), signature)
 
         groups = (
             songs
             | "BandKeys" >> beam.FlatMap(signatures)
             | "GroupByBand" >> beam.GroupByKey()
-            | "SimilarPairs" >> beam.ParDo(_LyricsPairs(cfg.lyrics_threshold, cfg.max_group_size))
+            | "SimilarPairs" >> beam.ParDo(_LyricsPairs(cfg.lyrics_threshold, MAX_GROUP_SIZE))
             | "DistinctPairs" >> beam.Distinct()
             | "AllPairs" >> beam.combiners.ToList()
             | "Groups" >> beam.Map(version_groups)
