@@ -168,15 +168,9 @@ def _clear_output(output_dir: str) -> None:
             FileSystems.delete([path])
 
 
-def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
-    import apache_beam as beam
-
-    from lyricbeam.pipeline.build import BuildDataset
-    from apache_beam.options.pipeline_options import StandardOptions
-
-    from lyricbeam.pipeline.config import ConfigError, beam_option_args, load_config
-    from lyricbeam.pipeline.report import summary_table, write_reports
-    from lyricbeam.transforms.ingest.sources import LICENCES, discover_dali, discover_musicnet
+def run_config(args: argparse.Namespace):
+    """The run's configuration: the YAML file named by `--config`, overridden by the command's flags."""
+    from lyricbeam.pipeline.config import load_config
 
     overrides = {
         "inputs": {"dali_dir": args.dali_dir, "dali_audio_dir": args.dali_audio_dir,
@@ -185,8 +179,38 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
         "features": {"f0_tracker": args.f0_tracker},
         "write": {"max_shard_bytes": args.max_shard_bytes},
     }
+    return load_config(args.config, overrides)
+
+
+def discover_inputs(config) -> tuple[list, list]:
+    """(songs found, inputs refused at discovery) in every input the configuration names."""
+    from lyricbeam.transforms.ingest.sources import discover_dali, discover_musicnet
+
+    items, rejects = [], []
+    if config.inputs.dali_dir:
+        found, refused = discover_dali(config.inputs.dali_dir, config.inputs.dali_audio_dir,
+                                       config.inputs.dali_metadata)
+        items, rejects = items + found, rejects + refused
+    if config.inputs.musicnet_dir:
+        found, refused = discover_musicnet(config.inputs.musicnet_dir)
+        items, rejects = items + found, rejects + refused
+    return items, rejects
+
+
+def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    """`lyricbeam run`: discover, build the dataset with Beam, then report and check the counts."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import StandardOptions, TestOptions
+
+    from lyricbeam.pipeline.build import BuildDataset
+    from lyricbeam.pipeline.config import ConfigError, beam_option_args
+    from lyricbeam.pipeline.report import summary_table, write_reports
+    from lyricbeam.transforms.ingest.sources import LICENCES
+    from lyricbeam.transforms.storage.audio_store import delete_work_audio
+    from lyricbeam.transforms.storage.workdir import WORK_DIR, store_dir
+
     try:
-        config = load_config(args.config, overrides)
+        config = run_config(args)
     except (ConfigError, OSError) as err:
         print(f"lyricbeam: config error: {err}", file=sys.stderr)
         return 2
@@ -194,29 +218,15 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if "://" not in output_dir:
         output_dir = os.path.abspath(output_dir)
     started = time.perf_counter()
-    items, rejects = [], []
-    if config.inputs.dali_dir:
-        found, refused = discover_dali(config.inputs.dali_dir, config.inputs.dali_audio_dir,
-                                       config.inputs.dali_metadata)
-        items += found
-        rejects += refused
-    if config.inputs.musicnet_dir:
-        found, refused = discover_musicnet(config.inputs.musicnet_dir)
-        items += found
-        rejects += refused
+    items, rejects = discover_inputs(config)
     songs_in = len(items) + len(rejects)
     LOG.info("discovered %d songs (%d refused at discovery)", songs_in, len(rejects))
-    from apache_beam.options.pipeline_options import TestOptions
-
     options = _beam_options(beam_option_args(config.beam_options) + beam_args)
     dry_run = options.view_as(TestOptions).dry_run
     if not args.keep_output and not dry_run:
         _clear_output(output_dir)
-    from lyricbeam.transforms.storage.audio_store import delete_work_audio
-    from lyricbeam.transforms.storage.workdir import WORK_DIR, store_dir
-
     if args.no_cache and not dry_run:
-        delete_work_audio(f"{output_dir.rstrip('/')}/{WORK_DIR}")
+        delete_work_audio(f"{output_dir}/{WORK_DIR}")
     pipeline = beam.Pipeline(options=options)
     _ = pipeline | "BuildDataset" >> BuildDataset(config, output_dir, items, rejects, use_cache=not args.no_cache)
     result = pipeline.run()
@@ -227,8 +237,7 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
         print(f"dry run: {options.view_as(StandardOptions).runner} job built for {songs_in} songs, not submitted; "
               f"staged: {', '.join(staged) or 'nothing'}")
         return 0
-    wall = time.perf_counter() - started
-    stats = write_reports(config, output_dir, songs_in, result, wall,
+    stats = write_reports(config, output_dir, songs_in, result, time.perf_counter() - started,
                           {s: LICENCES[s] for s in sorted({i.source for i in items})})
     print(summary_table(stats))
     print(f"\ndataset: {output_dir}/data   rejects: {output_dir}/rejects   card: {output_dir}/README.md")
