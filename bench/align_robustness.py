@@ -62,7 +62,8 @@ def run_one(jamendo: str, name: str, language: str, run: dict, min_score: float 
     import librosa
 
     from lyricbeam.pipeline.eval_alignment import onset_metrics, read_song
-    from lyricbeam.transforms.alignment.align import AlignConfig, AlignTuning, align_song
+    from lyricbeam.transforms.alignment.align import align_song
+    from lyricbeam.transforms.alignment.config import AlignConfig, AlignTuning
 
     song = read_song(jamendo, name)
     audio, _ = librosa.load(os.path.join(jamendo, "audio", f"{name}.mp3"), sr=SR)

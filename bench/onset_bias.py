@@ -7,7 +7,7 @@ this benchmark, not taken from any lyrics) is synthesised on its own, trimmed of
 joined to the next with `--gap` seconds between them, so every onset is known to the sample.
 The words are aligned in one window, as the pipeline's aligner does, and the signed error of
 every onset (ours - true) is reported per model and language, before and after the model's
-onset correction (`lyricbeam.transforms.alignment.align.ONSET_CORRECTION_S`). The correction is the negated median
+onset correction (`lyricbeam.transforms.alignment.aligner.ONSET_CORRECTION_S`). The correction is the negated median
 signed error of each bundled model over the languages it aligns by default (tiny.en: English;
 base: French, Spanish, German), at gap 0 (connected words, the closer match to singing).
 """
@@ -26,7 +26,7 @@ import librosa  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from lyricbeam.transforms.alignment.align import ONSET_CORRECTION_S, WhisperAligner  # noqa: E402
+from lyricbeam.transforms.alignment.aligner import ONSET_CORRECTION_S, WhisperAligner  # noqa: E402
 from lyricbeam.transforms.alignment.whisper_models import base_dir, tiny_en_dir  # noqa: E402
 
 SR = 16000

@@ -95,7 +95,7 @@ def shifted(song: Song, start: float, end: float) -> Song:
 
 
 def jamendo_sources(jamendo_dir: str) -> list[Source]:
-    from lyricbeam.transforms.alignment.align import densest_stretches
+    from lyricbeam.transforms.alignment.transcripts import densest_stretches
 
     meta = jamendo.song_metadata(jamendo_dir)
     out = []
@@ -146,7 +146,9 @@ def render(audio: np.ndarray, rate: int, target_rate: int, channels: int, fmt: s
 
 def lyrics_match_verdict(song: Song, quality: QualityConfig) -> Verdict:
     """The `lyrics_mismatch` verdict: transcribe the stretches the pipeline would, score the WER."""
-    from lyricbeam.transforms.alignment.align import AlignConfig, alignment_language, sampled_lyrics_match
+    from lyricbeam.transforms.alignment.align import alignment_language
+    from lyricbeam.transforms.alignment.config import AlignConfig
+    from lyricbeam.transforms.alignment.transcripts import sampled_lyrics_match
     from lyricbeam.schemas.records import AlignedWord
 
     config = AlignConfig()

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from lyricbeam.transforms.alignment.align import LINE_TIMES, REUSE_ENCODINGS, AlignConfig
+from lyricbeam.transforms.alignment.config import LINE_TIMES, REUSE_ENCODINGS, AlignConfig
 from lyricbeam.transforms.audio.clean import CleanConfig
 from lyricbeam.transforms.features.embed import EmbedConfig
 from lyricbeam.transforms.features.acoustic import F0_TRACKERS, FeatureConfig

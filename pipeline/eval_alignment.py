@@ -45,7 +45,7 @@ def read_song(jamendo_dir: str, name: str) -> dict:
     n_words = sum(len(l) for l in lines)
     if n_words != len(onsets):
         raise ValueError(f"{name}: {n_words} lyric words but {len(onsets)} annotated onsets")
-    from lyricbeam.transforms.alignment.align import line_first_words
+    from lyricbeam.transforms.alignment.windows import line_first_words
 
     firsts = line_first_words(lines)
     return {"lines": lines, "word_onsets": onsets, "line_onsets": [onsets[i] for i in firsts]}
@@ -70,7 +70,9 @@ def evaluate(jamendo_dir: str, songs: list[str] | None = None, reference_lines: 
 
     import librosa
 
-    from lyricbeam.transforms.alignment.align import AlignConfig, align_song, load_alignment_models
+    from lyricbeam.transforms.alignment.align import align_song
+    from lyricbeam.transforms.alignment.aligner import load_alignment_models
+    from lyricbeam.transforms.alignment.config import AlignConfig
     from lyricbeam.pipeline.jamendo import song_metadata
     from lyricbeam.transforms.quality import LANGUAGE_CODES
 
@@ -182,7 +184,7 @@ def cpu_description() -> str:
 def main(args) -> int:
     import dataclasses
 
-    from lyricbeam.transforms.alignment.align import AlignConfig, AlignTuning
+    from lyricbeam.transforms.alignment.config import AlignConfig, AlignTuning
 
     tuning = AlignTuning(offset_passes=0) if args.no_offset_correction else AlignTuning()
     config = AlignConfig(transcriber=args.transcriber, model_dir=args.model_dir, lyrics_match=not args.no_lyrics_match,

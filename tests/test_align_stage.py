@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from lyricbeam.pipeline.eval_alignment import onset_metrics, read_song
-from lyricbeam.transforms.alignment.align import AlignTuning, words_from_alignment, windows_from_line_onsets
+from lyricbeam.transforms.alignment.aligner import words_from_alignment
+from lyricbeam.transforms.alignment.config import AlignTuning
+from lyricbeam.transforms.alignment.windows import windows_from_line_onsets
 from lyricbeam.transforms.alignment import whisper_models
 
 
@@ -32,7 +34,8 @@ def test_real_weights_align_a_real_song_at_its_reference_lines(shared):
     # French song, multilingual base model; measured AAE 0.28 s, PCO 78 % in this mode.
     import librosa
 
-    from lyricbeam.transforms.alignment.align import WhisperAligner, align_with_line_onsets
+    from lyricbeam.transforms.alignment.aligner import WhisperAligner
+    from lyricbeam.transforms.alignment.windows import align_with_line_onsets
 
     name = "Confession_-_Quesabe"
     song = read_song(str(shared / "jamendo"), name)
@@ -69,7 +72,8 @@ def test_source_offset_is_measured_and_undone(shared):
 
     import librosa
 
-    from lyricbeam.transforms.alignment.align import AlignConfig, align_song
+    from lyricbeam.transforms.alignment.align import align_song
+    from lyricbeam.transforms.alignment.config import AlignConfig
 
     lines, onsets = _vocadito_lines(shared)
     audio, _ = librosa.load(shared / "vocadito" / "Audio" / "vocadito_1.wav", sr=16000)
@@ -135,7 +139,8 @@ def _song_with_lyrics(shared, lyrics_lines):
 def test_alignment_stage_keeps_or_rejects_a_failed_song(shared):
     import dataclasses
 
-    from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics
+    from lyricbeam.transforms.alignment.align import AlignLyrics
+    from lyricbeam.transforms.alignment.config import AlignConfig
     from lyricbeam.transforms.rejects import RejectError
 
     song = _song_with_lyrics(shared, [["ako", "ay", "may", "lobo"]])
@@ -158,7 +163,8 @@ def test_alignment_stage_loads_the_transcription_model_at_setup_and_survives_a_m
     import dataclasses
 
     from lyricbeam.transforms.alignment import transcribe
-    from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics
+    from lyricbeam.transforms.alignment.align import AlignLyrics
+    from lyricbeam.transforms.alignment.config import AlignConfig
     from lyricbeam.transforms.alignment.whisper_models import base_dir
 
     transcribe._MODELS.pop(("faster-whisper", base_dir(), 1, transcribe.FALLBACK_NO_REPEAT_NGRAM), None)
@@ -175,7 +181,8 @@ def test_alignment_stage_rejects_lyrics_of_another_song_and_caches(shared, tmp_p
     # English song's lyrics on vocadito's audio are rejected as lyrics_mismatch: their WER sits
     # near 1.0 like the right lyrics' (0.84-0.96 on two CPUs), but they share no distinctive word
     # with the transcript. The second run reads the cached result.
-    from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics
+    from lyricbeam.transforms.alignment.align import AlignLyrics
+    from lyricbeam.transforms.alignment.config import AlignConfig
     from lyricbeam.transforms.quality import LyricsMatchFilter, QualityConfig
     from lyricbeam.transforms.rejects import RejectError
 
@@ -207,7 +214,9 @@ def test_the_aligner_finds_lines_the_transcript_missed(shared):
 
     import librosa
 
-    from lyricbeam.transforms.alignment.align import AlignConfig, aligner_for, search_unanchored_lines
+    from lyricbeam.transforms.alignment.aligner import aligner_for
+    from lyricbeam.transforms.alignment.config import AlignConfig
+    from lyricbeam.transforms.alignment.transcripts import search_unanchored_lines
     from lyricbeam.transforms.alignment.line_placement import line_onsets_from_anchors
 
     name = "Confession_-_Quesabe"
@@ -236,7 +245,9 @@ def test_held_vowels_of_a_real_song_are_spread_over_their_line(shared):
 
     import librosa
 
-    from lyricbeam.transforms.alignment.align import AlignConfig, align_with_line_onsets, aligner_for
+    from lyricbeam.transforms.alignment.aligner import aligner_for
+    from lyricbeam.transforms.alignment.config import AlignConfig
+    from lyricbeam.transforms.alignment.windows import align_with_line_onsets
 
     name = "Fantasma_-_Los_Rombos"
     song = read_song(str(shared / "jamendo"), name)
@@ -263,7 +274,9 @@ def test_lines_after_an_instrumental_passage_are_found_by_the_aligner(shared):
 
     import librosa
 
-    from lyricbeam.transforms.alignment.align import AlignConfig, aligner_for, search_unanchored_lines
+    from lyricbeam.transforms.alignment.aligner import aligner_for
+    from lyricbeam.transforms.alignment.config import AlignConfig
+    from lyricbeam.transforms.alignment.transcripts import search_unanchored_lines
     from lyricbeam.transforms.alignment.line_placement import line_onsets_from_anchors
 
     name = "Fantasma_-_Los_Rombos"
@@ -293,7 +306,8 @@ def test_the_aligners_measured_onset_bias_is_taken_out(shared):
 
     import librosa
 
-    from lyricbeam.transforms.alignment.align import ONSET_CORRECTION_S, AlignConfig, WhisperAligner, aligner_for
+    from lyricbeam.transforms.alignment.aligner import ONSET_CORRECTION_S, WhisperAligner, aligner_for
+    from lyricbeam.transforms.alignment.config import AlignConfig
 
     english, _ = aligner_for("en", AlignConfig())
     german, _ = aligner_for("de", AlignConfig())
@@ -317,7 +331,8 @@ def test_the_aligners_measured_onset_bias_is_taken_out(shared):
 def test_lines_are_placed_by_the_multilingual_base_and_english_words_timed_by_tiny_en():
     import dataclasses
 
-    from lyricbeam.transforms.alignment.align import AlignConfig, aligner_for, placement_aligner_for
+    from lyricbeam.transforms.alignment.aligner import aligner_for, placement_aligner_for
+    from lyricbeam.transforms.alignment.config import AlignConfig
 
     base = whisper_models.base_dir()
     assert placement_aligner_for("en", AlignConfig()).model_dir == base
@@ -330,7 +345,8 @@ def test_lines_are_placed_by_the_multilingual_base_and_english_words_timed_by_ti
 
 def test_the_first_window_before_the_first_anchor_opens_where_the_first_line_is_due():
     from lyricbeam.schemas.records import AlignedWord
-    from lyricbeam.transforms.alignment.align import AlignConfig, search_unanchored_lines
+    from lyricbeam.transforms.alignment.config import AlignConfig
+    from lyricbeam.transforms.alignment.transcripts import search_unanchored_lines
 
     class Aligner:  # puts the words one per second from the window's start, and records the windows
         def __init__(self):
@@ -354,7 +370,8 @@ def test_a_line_search_walk_never_opens_a_window_past_its_stretch():
     # The fake aligner puts each word 16 s after the last, so the walk's second window would open
     # at 32 s, past the anchor at 30 s; every window must keep at least a second of the stretch.
     from lyricbeam.schemas.records import AlignedWord
-    from lyricbeam.transforms.alignment.align import AlignConfig, search_unanchored_lines
+    from lyricbeam.transforms.alignment.config import AlignConfig
+    from lyricbeam.transforms.alignment.transcripts import search_unanchored_lines
 
     class SlowAligner:
         def __init__(self):
@@ -377,7 +394,8 @@ def test_a_line_search_walk_never_opens_a_window_past_its_stretch():
 
 @pytest.mark.weights
 def test_an_empty_window_is_aligned_without_error():
-    from lyricbeam.transforms.alignment.align import AlignConfig, aligner_for
+    from lyricbeam.transforms.alignment.aligner import aligner_for
+    from lyricbeam.transforms.alignment.config import AlignConfig
 
     aligner, _ = aligner_for("fr", AlignConfig())
     words = aligner.align_window(np.zeros(0, np.float32), ["la", "nuit"], offset_s=5.0)
@@ -410,7 +428,10 @@ def test_a_placement_the_evidence_does_not_support_is_retried_marked_and_rejecte
     # align.required it is rejected.
     import dataclasses
 
-    from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics, aligner_for, placement_by_transcripts
+    from lyricbeam.transforms.alignment.align import AlignLyrics
+    from lyricbeam.transforms.alignment.aligner import aligner_for
+    from lyricbeam.transforms.alignment.config import AlignConfig
+    from lyricbeam.transforms.alignment.transcripts import placement_by_transcripts
     from lyricbeam.transforms.rejects import RejectError
 
     lines, _ = _vocadito_lines(shared)

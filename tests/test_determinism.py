@@ -77,7 +77,8 @@ def unrelated_work_with_other_settings(shared) -> None:
     import torch
 
     from lyricbeam.pipeline.eval_alignment import read_song
-    from lyricbeam.transforms.alignment.align import AlignConfig, align_song
+    from lyricbeam.transforms.alignment.align import align_song
+    from lyricbeam.transforms.alignment.config import AlignConfig
     from lyricbeam.transforms.features.embed import EmbedConfig, encode_contexts
     from lyricbeam.transforms.alignment.transcribe import transcribe
 

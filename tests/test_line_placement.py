@@ -73,7 +73,7 @@ def test_vocables_loops_and_scattered_words_anchor_nothing():
 
 def test_lines_of_held_vowels_fill_their_time():
     from lyricbeam.schemas.records import AlignedWord
-    from lyricbeam.transforms.alignment.align import spread_held_vowel_lines
+    from lyricbeam.transforms.alignment.windows import spread_held_vowel_lines
     from lyricbeam.transforms.alignment.line_placement import is_held_vowel_line
 
     assert is_held_vowel_line("ooh ooh oh".split()) and is_held_vowel_line(["Ah,", "aah!"])

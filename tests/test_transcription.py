@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lyricbeam.pipeline.eval_alignment import read_song
-from lyricbeam.transforms.alignment.align import AlignTuning
+from lyricbeam.transforms.alignment.config import AlignTuning
 
 
 def test_word_error_rate_and_lyrics_match():
@@ -103,7 +103,9 @@ def test_a_decoding_loop_is_cut_at_the_token_limit(shared):
 
 @pytest.mark.weights
 def test_the_placement_transcript_stops_at_a_multiple_of_the_lyrics_rate():
-    from lyricbeam.transforms.alignment.align import AlignConfig, aligner_for, transcript_token_limit
+    from lyricbeam.transforms.alignment.aligner import aligner_for
+    from lyricbeam.transforms.alignment.config import AlignConfig
+    from lyricbeam.transforms.alignment.transcripts import transcript_token_limit
 
     aligner, _ = aligner_for("en", AlignConfig())
     words = "the river runs beside the old stone wall".split() * 10  # 80 one-token words
@@ -123,7 +125,7 @@ def test_fallback_samples_may_not_repeat_the_greedy_loop(shared):
     import librosa
     from faster_whisper.transcribe import get_compression_ratio
 
-    from lyricbeam.transforms.alignment.align import WhisperAligner
+    from lyricbeam.transforms.alignment.aligner import WhisperAligner
     from lyricbeam.transforms.alignment.transcribe import NoRepeatsWhenSampling
     from lyricbeam.transforms.alignment.whisper_models import base_dir
 
@@ -189,7 +191,8 @@ def test_a_window_inside_a_transcription_window_is_cut_from_its_encoder_output()
 
 
 def test_a_line_window_loses_some_slack_for_a_transcription_window_to_hold_it():
-    from lyricbeam.transforms.alignment.align import AlignConfig, held_line_window
+    from lyricbeam.transforms.alignment.config import AlignConfig
+    from lyricbeam.transforms.alignment.windows import held_line_window
     from lyricbeam.transforms.alignment.transcribe import WindowEncodings
 
     encodings = WindowEncodings()
@@ -234,7 +237,8 @@ def test_the_transcriptions_encodings_are_the_aligners_own_and_spare_its_encoder
     from faster_whisper.feature_extractor import FeatureExtractor
 
     import ctranslate2
-    from lyricbeam.transforms.alignment.align import AlignConfig, placement_aligner_for
+    from lyricbeam.transforms.alignment.aligner import placement_aligner_for
+    from lyricbeam.transforms.alignment.config import AlignConfig
     from lyricbeam.transforms.alignment.transcribe import WindowEncodings, transcribe
 
     name = "Fantasma_-_Los_Rombos"

@@ -22,7 +22,7 @@ def test_an_entry_appears_whole_or_not_at_all(tmp_path):
 
 
 def test_keys_ignore_settings_that_change_speed_only():
-    from lyricbeam.transforms.alignment.align import AlignConfig, AlignTuning
+    from lyricbeam.transforms.alignment.config import AlignConfig, AlignTuning
     from lyricbeam.transforms.features.embed import EmbedConfig
 
     one, two = AlignConfig(threads=1), AlignConfig(threads=2)
@@ -45,7 +45,8 @@ def test_work_paths_are_named_in_one_place(tmp_path):
 
 def test_an_alignment_cached_with_one_thread_count_is_found_with_another(tmp_path):
     from lyricbeam.schemas.records import AnnotationEvent, Song
-    from lyricbeam.transforms.alignment.align import AlignConfig, AlignLyrics
+    from lyricbeam.transforms.alignment.align import AlignLyrics
+    from lyricbeam.transforms.alignment.config import AlignConfig
 
     song = Song(song_id="s", source="dali", source_path="s.json", pcm_sha256="0" * 64,
                 words=[AnnotationEvent(text="la", start=1.0, end=1.2, parent=0)])
