@@ -79,14 +79,16 @@ class BuildDataset(beam.PTransform):
             distinct = distinct | "LyricsVersions" >> LyricsVersions(cfg.near_dedup)
         split = distinct | "AssignSplit" >> beam.ParDo(AssignSplit(cfg.split.fractions, cfg.split.salt))
         rows_dir = store_dir(self.output_dir, "rows")
-        digest = rows_settings_digest(cfg.audio, cfg.align, cfg.features, cfg.embed, cfg.segments)
+        digest = rows_settings_digest(cfg.audio, cfg.align, cfg.features, cfg.embed, cfg.segments, cfg.inputs)
+        # Rows and rejects name their files relative to the inputs: nothing tells where this machine keeps them.
+        roots = (cfg.inputs.dali_dir, cfg.inputs.dali_audio_dir, cfg.inputs.musicnet_dir)
         todo = split | "UseCachedRows" >> beam.ParDo(UseCachedRows(rows_dir if self.use_cache else "", digest)).with_outputs(
             "cached", main="songs")
         featured = todo.songs | "Features" >> beam.ParDo(
             ComputeFeatures(cfg.features, cfg.audio.sample_rate)).with_outputs(REJECTS, main="songs")
         embedded = featured.songs | "Embed" >> beam.ParDo(EmbedText(cfg.embed)).with_outputs(REJECTS, main="songs")
         rows = embedded.songs | "ToRows" >> beam.ParDo(
-            ToRows(cfg.segments, rows_dir, digest)).with_outputs(REJECTS, main="rows")
+            ToRows(cfg.segments, rows_dir, digest, roots)).with_outputs(REJECTS, main="rows")
         all_rows = (rows.rows, todo.cached) | "WithCachedRows" >> beam.Flatten()
         shards = all_rows | "Write" >> WriteShardedParquet(
             self.output_dir, cfg.audio.sample_rate, cfg.write.max_shard_bytes)
@@ -95,6 +97,6 @@ class BuildDataset(beam.PTransform):
                     *near_rejects,
                     featured.rejects, embedded.rejects, rows.rejects)
                    | "AllRejects" >> beam.Flatten())
-        (rejects | "RejectsToJson" >> beam.Map(reject_to_json_line)
+        (rejects | "RejectsToJson" >> beam.Map(reject_to_json_line, roots)
          | "WriteRejects" >> WriteJsonLines(f"{self.output_dir.rstrip('/')}/rejects/rejects"))
         return shards

@@ -10,6 +10,8 @@ import soundfile as sf
 
 from lyricbeam.schemas.arrow import SCHEMA_VERSION, SCHEMA_VERSION_KEY
 
+from conftest import ROOT
+
 pytestmark = pytest.mark.weights  # whole pipeline runs
 
 EXPECTED_REJECTS = {
@@ -53,6 +55,7 @@ def test_every_reject_reason(sample_run):
     assert {k: v["reason"] for k, v in rejects.items()} == EXPECTED_REJECTS
     for r in rejects.values():
         assert r["stage"] and r["source_path"] and r["detail"]
+        assert not r["source_path"].startswith("/") and str(ROOT) not in r["source_path"]  # no local path leaks
     stats = json.loads((sample_run / "stats.json").read_text())
     assert stats["rejects_by_reason"]["duplicate_of"] == 1
     # The sample's songs are aligned at their own line times: none is placed from a transcript.
@@ -76,6 +79,14 @@ def test_datasets_reads_segments_and_audio_decodes_with_soundfile(sample_run):
     assert len(y) / sr == pytest.approx(row["duration"], abs=1e-3)
     assert len(row["mel"]) == pytest.approx(row["duration"] / 0.01, abs=2)
     assert len(row["mel"][0]) == 80 and len(row["text_embedding"]) == 384
+
+
+def test_rows_name_their_files_relative_to_the_inputs(sample_run):
+    songs = pq.read_table(sample_run / "data" / "songs", columns=["song_id", "source_path", "audio_path"]).to_pylist()
+    paths = {r["song_id"]: (r["source_path"], r["audio_path"]) for r in songs}
+    assert paths["vocadito_1"] == ("annotations/vocadito_1.gz", "audio/vocadito_1.flac")
+    assert paths["2382"][1] == "train_data/2382.wav"
+    assert not any(p.startswith("/") or str(ROOT) in p for pair in paths.values() for p in pair)
 
 
 def test_polars_scans_both_configs(sample_run):

@@ -68,3 +68,40 @@ def test_shard_naming_and_count():
     assert shard_count((10_000, 100), 1_000) == 10
     assert shard_count((10_000, 3), 1_000) == 3
     assert shard_count((0, 0), 1_000) == 1
+
+
+def test_row_groups_are_sized_by_bytes_with_a_page_index(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+
+    from lyricbeam.transforms.storage.row_files import row_group_bounds
+
+    # rows of ~4 MB (a minute of whole-song mel): a 64-row group would be ~256 MB
+    rows = 30
+    mel = pa.array([np.full(1_000_000, i, np.float32) for i in range(rows)], pa.list_(pa.float32()))
+    table = pa.table({"mel": mel, "i": list(range(rows))})
+    bounds = row_group_bounds(table, 10_000_000)
+    assert bounds[0] == (0, 2) and bounds[-1][1] == rows and all(b - a == 2 for a, b in bounds)
+    path = str(tmp_path / "big.parquet")
+    write_table(table, path, max_row_group_bytes=10_000_000)
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups == 15
+    assert all(meta.row_group(g).total_byte_size <= 10_000_000 for g in range(meta.num_row_groups))
+    assert meta.row_group(0).column(0).has_offset_index and meta.row_group(0).column(0).has_column_index
+    assert pq.read_table(path).equals(table)
+    # a row larger than the limit goes alone; the same table gives the same bytes
+    assert row_group_bounds(table, 1000)[:2] == [(0, 1), (1, 2)]
+    again = str(tmp_path / "again.parquet")
+    write_table(table, again, max_row_group_bytes=10_000_000)
+    assert open(path, "rb").read() == open(again, "rb").read()
+
+
+def test_portable_paths_tell_nothing_of_this_machine():
+    from lyricbeam.transforms.storage.rows import portable_path
+
+    roots = ("/data/dali", "/data/dali/audio", "gs://bucket/musicnet")
+    assert portable_path("/data/dali/annotations/x.gz", roots) == "annotations/x.gz"
+    assert portable_path("/data/dali/audio/x.mp3", roots) == "x.mp3"  # the deepest root
+    assert portable_path("gs://bucket/musicnet/train_data/1.wav", roots) == "train_data/1.wav"
+    assert portable_path("/home/me/elsewhere/y.wav", roots) == "y.wav"
+    assert portable_path("", roots) == ""

@@ -102,5 +102,10 @@ class RejectingDoFn(beam.DoFn):
         counter.inc(amount)
 
 
-def reject_to_json_line(reject: Reject) -> str:
-    return json.dumps(reject.to_json_dict(), ensure_ascii=False, sort_keys=True)
+def reject_to_json_line(reject: Reject, input_roots: tuple[str, ...] = ()) -> str:
+    """One line of `rejects/`; its source path relative to the input roots (`rows.portable_path`)."""
+    from lyricbeam.transforms.storage.rows import portable_path
+
+    record = reject.to_json_dict()
+    record["source_path"] = portable_path(record.get("source_path", ""), input_roots)
+    return json.dumps(record, ensure_ascii=False, sort_keys=True)

@@ -107,12 +107,43 @@ def rows_to_table(config: str, rows: list[dict], sample_rate: int | None = None)
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def write_table(table: pa.Table, path: str, row_group_rows: int = 64) -> int:
-    """Write `table` to `path` atomically (`workdir.atomic_create`); return its bytes."""
+# Uncompressed bytes per row group, at most: the Hugging Face dataset viewer fails on row groups
+# over ~286 MiB and `datasets` itself writes 100 MB ones; a whole-song row is ~10 MB, so a row
+# count alone would let them grow to hundreds of MB.
+MAX_ROW_GROUP_BYTES = 100_000_000
+
+
+def row_group_bounds(table: pa.Table, max_bytes: int = MAX_ROW_GROUP_BYTES) -> list[tuple[int, int]]:
+    """`(start, stop)` row ranges of `table` whose uncompressed size stays within `max_bytes`.
+
+    Rows are taken in order; a row larger than `max_bytes` alone makes its own group.
+    """
+    bounds, start, size = [], 0, 0
+    for i in range(table.num_rows):
+        row = table.slice(i, 1).nbytes
+        if i > start and size + row > max_bytes:
+            bounds.append((start, i))
+            start, size = i, 0
+        size += row
+    if table.num_rows:
+        bounds.append((start, table.num_rows))
+    return bounds
+
+
+def write_table(table: pa.Table, path: str, max_row_group_bytes: int = MAX_ROW_GROUP_BYTES) -> int:
+    """Write `table` to `path` atomically (`workdir.atomic_create`); return its bytes.
+
+    Row groups are sized by bytes (`row_group_bounds`); pages carry a page index (readers skip
+    what a filter excludes) and are cut at content-defined boundaries, so a file that changed
+    in a few rows shares most of its pages with the old one (Xet uploads only new chunks).
+    """
     with atomic_create(path) as handle:
         # No dictionary encoding: on float lists it only grows the file, and building the
         # dictionary of an hour-long song's mel costs gigabytes (bench/results/long_recording.txt).
-        pq.write_table(table, handle, compression="zstd", row_group_size=row_group_rows, use_dictionary=False)
+        with pq.ParquetWriter(handle, table.schema, compression="zstd", use_dictionary=False,
+                              write_page_index=True, use_content_defined_chunking=True) as writer:
+            for start, stop in row_group_bounds(table, max_row_group_bytes) or [(0, 0)]:
+                writer.write_table(table.slice(start, stop - start), row_group_size=max(1, stop - start))
     return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
 
 

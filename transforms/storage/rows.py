@@ -60,12 +60,24 @@ def _flags(x: np.ndarray | None) -> np.ndarray:
     return np.zeros(0, bool) if x is None else np.asarray(x, dtype=bool).reshape(-1)
 
 
-def song_row(song: Song) -> dict:
-    """The `songs` row of a finished song."""
+def portable_path(path: str, input_roots: tuple[str, ...] = ()) -> str:
+    """`path` relative to the deepest of `input_roots` holding it, so no row tells where this machine
+    keeps its files; a path outside every root keeps only its file name."""
+    if not path:
+        return path
+    for root in sorted((r.rstrip("/") for r in input_roots if r), key=len, reverse=True):
+        if path.startswith(root + "/"):
+            return path[len(root) + 1:]
+    return path.rsplit("/", 1)[-1]
+
+
+def song_row(song: Song, input_roots: tuple[str, ...] = ()) -> dict:
+    """The `songs` row of a finished song; its file paths relative to `input_roots` (`portable_path`)."""
     return {
         "song_id": song.song_id, "source": song.source, "split": song.split, "title": song.title,
         "artist": song.artist, "language": song.language, "licence": song.licence,
-        "source_path": song.source_path, "audio_path": song.audio_path,
+        "source_path": portable_path(song.source_path, input_roots),
+        "audio_path": portable_path(song.audio_path, input_roots),
         "audio": {"bytes": song_flac_bytes(song), "path": f"{song.song_id}.flac"},
         "sample_rate": song.sample_rate, "duration": song.duration,
         "source_sample_rate": song.source_sample_rate, "source_channels": song.source_channels,
@@ -164,13 +176,13 @@ class ToRows(RejectingDoFn):
     stage = "rows"
     many = True
 
-    def __init__(self, config: SegmentConfig, rows_dir: str, cache_digest: str):
+    def __init__(self, config: SegmentConfig, rows_dir: str, cache_digest: str, input_roots: tuple[str, ...] = ()):
         super().__init__()
         self.config = config
-        self.rows_dir, self.cache_digest = rows_dir, cache_digest
+        self.rows_dir, self.cache_digest, self.input_roots = rows_dir, cache_digest, tuple(input_roots)
 
     def transform(self, song: Song) -> list:
-        rows = [("songs", song_row(song))] + [("segments", r) for r in segment_rows(song, self.config)]
+        rows = [("songs", song_row(song, self.input_roots))] + [("segments", r) for r in segment_rows(song, self.config)]
         return write_row_files(self.rows_dir, row_files_key(song, self.cache_digest), rows, song.sample_rate)
 
 
