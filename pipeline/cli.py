@@ -71,6 +71,14 @@ def _train_parsers(sub: argparse._SubParsersAction) -> None:
                           help="transcription seeds, comma-separated: each is a run (another likely transcript); "
                                "figures are averaged over runs")
     evaluate.add_argument("--json", default="", help="write the report here (top-level aae, pco)")
+    publish = sub.add_parser("publish", help="put an output folder on the Hugging Face Hub (checked first)")
+    publish.add_argument("output", help="the folder `lyricbeam run` wrote")
+    publish.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository")
+    publish.add_argument("--private", action="store_true", help="create the repository private")
+    publish.add_argument("--revision", default=None, help="branch to push to (created if missing; default main)")
+    publish.add_argument("--include-rejects", action="store_true", help="also publish rejects/")
+    publish.add_argument("--dry-run", action="store_true",
+                         help="only check the folder (card, shards, limits, path leaks); exit 1 listing the problems")
     generate = sub.add_parser("generate", help="text -> audio with a trained generator run")
     generate.add_argument("text")
     generate.add_argument("--checkpoint", required=True, help="generator run directory")
@@ -275,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_train(args)
     if args.command == "generate":
         return cmd_generate(args)
+    if args.command == "publish":
+        from lyricbeam.pipeline.publish import main as publish_main
+
+        return publish_main(args)
     if args.command == "eval-alignment":
         from lyricbeam.pipeline.eval_alignment import main as eval_main
 

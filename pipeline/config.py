@@ -42,7 +42,10 @@ class WriteConfig:
 @dataclasses.dataclass(frozen=True)
 class DatasetConfig:
     pretty_name: str = "lyricbeam dataset"
-    licence: str = "other"
+    licence: str = "other"  # a Hub licence id; "other" needs licence_name and licence_link
+    licence_name: str = ""
+    licence_link: str = ""  # a URL, or a file of the dataset repository
+    task_categories: tuple = ("text-to-audio", "automatic-speech-recognition")
     description: str = ""
 
 

@@ -10,11 +10,13 @@ import collections
 import json
 from typing import Any
 
+import datasets
 import pyarrow.parquet as pq
+import yaml
 from apache_beam.io.filesystems import FileSystems
 
 from lyricbeam.pipeline.config import PipelineConfig, config_as_dict
-from lyricbeam.schemas.arrow import COLUMNS, CONFIGS, SCHEMA_VERSION
+from lyricbeam.schemas.arrow import COLUMNS, CONFIGS, SCHEMA_VERSION, hf_features
 from lyricbeam.transforms.corpus.dedup import EXACT_RULE
 from lyricbeam.transforms.corpus.near_dedup import CANONICAL_RULE
 
@@ -38,6 +40,19 @@ def collect_shards(output_dir: str) -> list[dict]:
                            "num_rows": meta.num_rows,
                            "num_bytes": FileSystems.match([path])[0].metadata_list[0].size_in_bytes})
     return shards
+
+
+def data_languages(shards: list[dict]) -> list[str]:
+    """ISO 639-1 codes of the languages the written songs are in (their metadata's language)."""
+    from lyricbeam.transforms.quality import LANGUAGE_CODES
+
+    names = set()
+    for shard in shards:
+        if shard["config"] == "songs":
+            with FileSystems.open(shard["path"]) as handle:
+                names |= set(pq.read_table(handle, columns=["language"]).column("language").to_pylist())
+    codes = {LANGUAGE_CODES.get((name or "").strip().lower(), (name or "").strip().lower()) for name in names}
+    return sorted(code for code in codes if code)
 
 
 def read_rejects(output_dir: str) -> list[dict]:
@@ -124,32 +139,53 @@ def write_text(path: str, text: str) -> None:
         handle.write(text.encode("utf-8"))
 
 
-def dataset_card(config: PipelineConfig, stats: dict, shards: list[dict]) -> str:
-    """A Hugging Face dataset card: YAML front matter (configs, features, splits) and prose."""
-    lines = ["---", f"pretty_name: {json.dumps(config.dataset.pretty_name)}",
-             f"license: {config.dataset.licence}", "configs:"]
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                   (10_000_000, "1M<n<10M"))
+
+
+def size_category(rows: int) -> str:
+    """The Hub's size category for a dataset of `rows` rows."""
+    return next((name for limit, name in SIZE_CATEGORIES if rows < limit), "n>10M")
+
+
+def card_front_matter(config: PipelineConfig, stats: dict, shards: list[dict]) -> dict:
+    """The card's YAML metadata: licence, languages, tasks, size, configs and their features and splits."""
     splits_of = collections.defaultdict(set)
     for shard in shards:
         splits_of[shard["config"]].add(shard["split"])
     order = {"train": 0, "validation": 1, "test": 2}
+    front: dict = {"pretty_name": config.dataset.pretty_name, "license": config.dataset.licence}
+    if config.dataset.licence_name:
+        front["license_name"] = config.dataset.licence_name
+    if config.dataset.licence_link:
+        front["license_link"] = config.dataset.licence_link
+    if stats.get("languages"):
+        front["language"] = list(stats["languages"])
+    front["task_categories"] = list(config.dataset.task_categories)
+    front["size_categories"] = [size_category(stats["segments_out"])]
+    front["configs"], front["dataset_info"] = [], []
     for name in CONFIGS:
         if not splits_of[name]:
             continue
-        lines += [f"- config_name: {name}", "  data_files:"]
-        for split in sorted(splits_of[name], key=lambda s: order.get(s, 9)):
-            lines += [f"  - split: {split}", f"    path: data/{name}/{split}-*.parquet"]
+        splits = sorted(splits_of[name], key=lambda s: order.get(s, 9))
+        entry = {"config_name": name,
+                 "data_files": [{"split": split, "path": f"data/{name}/{split}-*.parquet"} for split in splits]}
         if name == "segments":
-            lines.append("  default: true")
-    lines.append("dataset_info:")
-    for name in CONFIGS:
-        if not splits_of[name]:
-            continue
-        lines += [f"- config_name: {name}", "  splits:"]
-        for split in sorted(splits_of[name], key=lambda s: order.get(s, 9)):
-            n = stats["rows"].get(f"{name}/{split}", 0)
-            size = sum(s["num_bytes"] for s in shards if s["config"] == name and s["split"] == split)
-            lines += [f"  - name: {split}", f"    num_examples: {n}", f"    num_bytes: {size}"]
-    lines.append("---")
+            entry["default"] = True
+        front["configs"].append(entry)
+        front["dataset_info"].append({
+            "config_name": name,
+            "features": datasets.Features.from_dict(hf_features(name, config.audio.sample_rate))._to_yaml_list(),
+            "splits": [{"name": split, "num_examples": stats["rows"].get(f"{name}/{split}", 0),
+                        "num_bytes": sum(s["num_bytes"] for s in shards if s["config"] == name and s["split"] == split)}
+                       for split in splits]})
+    return front
+
+
+def dataset_card(config: PipelineConfig, stats: dict, shards: list[dict]) -> str:
+    """A Hugging Face dataset card: YAML front matter (configs, features, splits) and prose."""
+    front = card_front_matter(config, stats, shards)
+    lines = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000).rstrip("\n"), "---"]
     body = [
         f"# {config.dataset.pretty_name}", "",
         config.dataset.description or "Lyrics-aligned audio-text dataset built by lyricbeam.", "",
@@ -217,6 +253,7 @@ def write_reports(config: PipelineConfig, output_dir: str, songs_in: int, result
     rejects = read_rejects(output_dir)
     stats = build_stats(config, output_dir, songs_in, shards, rejects, metric_counters(result), wall_s)
     stats["licences"] = licences
+    stats["languages"] = data_languages(shards)
     stats["near_duplicate_groups"] = read_groups(output_dir)
     stats["canonical_rules"] = {"exact_duplicates": EXACT_RULE, "near_duplicates": CANONICAL_RULE}
     write_text(f"{output_dir}/stats.json", json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n")
