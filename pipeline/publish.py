@@ -243,7 +243,7 @@ def already_there(f: PublishFile, remote) -> bool:
 
 
 def upload(output_dir: str, repo_id: str, private: bool = False, revision: Optional[str] = None,
-           include_rejects: bool = False, token: Optional[str] = None) -> tuple[int, int]:
+           include_rejects: bool = False, token: Optional[str] = None, commit_files: int = COMMIT_FILES) -> tuple[int, int]:
     """Create the repository if missing and send what it lacks; (files sent, files already there)."""
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.hf_api import RepoFile
@@ -257,7 +257,7 @@ def upload(output_dir: str, repo_id: str, private: bool = False, revision: Optio
               if isinstance(item, RepoFile)}
     files = publish_files(output_dir, include_rejects)
     todo = [f for f in files if not already_there(f, remote.get(f.path_in_repo))]
-    batches = [todo[i: i + COMMIT_FILES] for i in range(0, len(todo), COMMIT_FILES)]
+    batches = [todo[i: i + commit_files] for i in range(0, len(todo), commit_files)]
     for n, batch in enumerate(batches, 1):
         operations = [CommitOperationAdd(f.path_in_repo, f.data if f.data is not None else f.local_path)
                       for f in batch]

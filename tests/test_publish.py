@@ -78,3 +78,45 @@ def test_files_the_repository_already_holds_are_not_sent_again(output):
     assert not already_there(card, None)
     # git's own object id of a known blob
     assert git_blob_id(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
+
+
+def _upload_in_subprocess(output, endpoint, commit_files):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env.update(HF_ENDPOINT=endpoint, HF_HUB_DISABLE_XET="1", HF_TOKEN="hf_test", HF_HUB_OFFLINE="0",
+               HF_HUB_DISABLE_TELEMETRY="1")
+    code = ("import sys; from lyricbeam.pipeline.publish import upload; "
+            f"print(upload({str(output)!r}, 'me/sample', commit_files={commit_files}))")
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_an_upload_killed_midway_finishes_by_running_it_again(output):
+    # The real client against a local endpoint serving the Hub's routes (Git LFS; no Xet server
+    # here): killed while its second commit is in flight, then run again.
+    import signal
+
+    from fake_hub import FakeHub
+
+    expected = {f.path_in_repo: f.content() for f in publish_files(str(output))}
+    with FakeHub() as hub:
+        hub.stall_commit = 2
+        first = _upload_in_subprocess(output, hub.endpoint, commit_files=4)
+        assert hub.stalled.wait(120), first.communicate(timeout=5)
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        after_kill = dict(hub.files)
+        assert 0 < len(after_kill) < len(expected)  # one commit landed, the rest did not
+        uploads_before = len(hub.lfs)
+        second = _upload_in_subprocess(output, hub.endpoint, commit_files=4)
+        out, err = second.communicate(timeout=300)
+        assert second.returncode == 0, err[-3000:]
+        sent, kept = eval(out.strip().splitlines()[-1])
+        assert kept == len(after_kill) and sent == len(expected) - len(after_kill)
+        assert hub.files == expected  # the same file set, byte for byte
+        # large files already stored were not sent again
+        assert len(hub.lfs) - uploads_before <= sent
+        assert hub.unknown == []
