@@ -78,7 +78,7 @@ def unrelated_work_with_other_settings(shared) -> None:
 
     from lyricbeam.pipeline.eval_alignment import read_song
     from lyricbeam.transforms.alignment.align import align_song
-    from lyricbeam.transforms.alignment.config import AlignConfig
+    from lyricbeam.transforms.alignment.config import AlignConfig, AlignTuning
     from lyricbeam.transforms.features.embed import EmbedConfig, encode_contexts
     from lyricbeam.transforms.alignment.transcribe import transcribe
 
@@ -88,7 +88,8 @@ def unrelated_work_with_other_settings(shared) -> None:
     lines = [line for line, onset in zip(song["lines"], song["line_onsets"]) if 30.0 <= onset < 52.0]
     read = lambda a, b: audio[int(a * 16000): int(b * 16000)]  # noqa: E731
     for changes in ({"threads": 2}, {"transcribe_seed": 3, "line_times": "transcript"},
-                    {"line_times": "transcript", "transcribe_model_dir": "", "threads": 2, "fallback_temperatures": (0.4,)}):
+                    {"line_times": "transcript", "transcribe_model_dir": "", "threads": 2,
+                     "tuning": AlignTuning(fallback_temperatures=(0.4,))}):
         align_song(read, len(audio) / 16000, lines, "en", dataclasses.replace(AlignConfig(), **changes))
     transcribe("whisper-timestamped", audio, "en", threads=2, seed=11)
     encode_contexts(["through days of thunders"], [[(0, 7)]], EmbedConfig(torch_threads=2))
