@@ -44,6 +44,18 @@ class PublishFile:
     local_path: str
     data: Optional[bytes] = None
 
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else os.path.getsize(self.local_path)
+
+    def blocks(self, block: int = 1 << 22):
+        """The content in blocks: a shard of gigabytes is hashed without being held whole."""
+        if self.data is not None:
+            yield self.data
+            return
+        with open(self.local_path, "rb") as handle:
+            while chunk := handle.read(block):
+                yield chunk
+
     def content(self) -> bytes:
         if self.data is not None:
             return self.data
@@ -194,7 +206,7 @@ def limit_problems(files: list[PublishFile]) -> list[str]:
     for f in files:
         folder = f.path_in_repo.rsplit("/", 1)[0] if "/" in f.path_in_repo else ""
         per_folder[folder] = per_folder.get(folder, 0) + 1
-        size = len(f.data) if f.data is not None else os.path.getsize(f.local_path)
+        size = f.size()
         if size > MAX_FILE_BYTES:
             problems.append(f"{f.path_in_repo}: {size} bytes, over the Hub's {MAX_FILE_BYTES} per file")
     problems += [f"{folder or '.'}: {n} files, over the Hub's {MAX_FILES_PER_FOLDER} per folder"
@@ -234,12 +246,13 @@ def git_blob_id(data: bytes) -> str:
 
 def already_there(f: PublishFile, remote) -> bool:
     """Whether the repository's file `remote` (a `huggingface_hub.RepoFile`, or None) holds `f`'s content."""
-    if remote is None:
+    if remote is None or (getattr(remote, "size", None) is not None and remote.size != f.size()):
         return False
-    data = f.content()
-    if getattr(remote, "lfs", None):
-        return remote.lfs.sha256 == hashlib.sha256(data).hexdigest()
-    return remote.blob_id == git_blob_id(data)
+    lfs = getattr(remote, "lfs", None)
+    digest = hashlib.sha256() if lfs else hashlib.sha1(b"blob %d\0" % f.size())
+    for chunk in f.blocks():
+        digest.update(chunk)
+    return digest.hexdigest() == (lfs.sha256 if lfs else remote.blob_id)
 
 
 def upload(output_dir: str, repo_id: str, private: bool = False, revision: Optional[str] = None,
@@ -277,7 +290,7 @@ def main(args) -> int:
         return 1
     files = publish_files(output_dir, args.include_rejects)
     if args.dry_run:
-        size = sum(len(f.data) if f.data is not None else os.path.getsize(f.local_path) for f in files)
+        size = sum(f.size() for f in files)
         print(f"lyricbeam publish: ready: {len(files)} files, {size / 1e6:.1f} MB for {args.repo_id} (dry run: nothing sent)")
         return 0
     sent, kept = upload(output_dir, args.repo_id, args.private, args.revision, args.include_rejects)
