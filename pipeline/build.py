@@ -28,16 +28,28 @@ from lyricbeam.transforms.corpus.split import AssignSplit
 from lyricbeam.transforms.storage.write import WriteShardedParquet
 
 
+def _sorted_as_one_record(lines: list[str]) -> list[str]:
+    # One record: the sink's grouping step may reorder records, never the inside of one.
+    return ["\n".join(sorted(lines))] if lines else []
+
+
 class WriteJsonLines(beam.PTransform):
-    """JSON-line strings -> one file `<prefix>-00000-of-00001.jsonl` (Beam's atomic text sink)."""
+    """JSON-line strings -> one file `<prefix>-00000-of-00001.jsonl` (Beam's atomic text sink), lines sorted.
+
+    Sorted because workers finish in any order: the same input must give the same file, byte for
+    byte. The lines are one per reject or group, small enough to sort on one worker.
+    """
 
     def __init__(self, prefix: str):
         super().__init__()
         self.prefix = prefix
 
     def expand(self, lines):
-        return lines | "WriteToText" >> beam.io.WriteToText(
-            self.prefix, file_name_suffix=".jsonl", num_shards=1, shard_name_template="-SSSSS-of-NNNNN")
+        return (lines
+                | "AllLines" >> beam.combiners.ToList()
+                | "SortedAsOneRecord" >> beam.FlatMap(_sorted_as_one_record)
+                | "WriteToText" >> beam.io.WriteToText(
+                    self.prefix, file_name_suffix=".jsonl", num_shards=1, shard_name_template="-SSSSS-of-NNNNN"))
 
 
 class BuildDataset(beam.PTransform):
@@ -68,11 +80,14 @@ class BuildDataset(beam.PTransform):
         # The lyrics are judged by what the alignment stage's transcript heard.
         matched = aligned.songs | "LyricsMatch" >> beam.ParDo(LyricsMatchFilter(cfg.quality)).with_outputs(
             REJECTS, main="songs")
+        # Rows, groups and rejects name their files relative to the inputs: nothing tells where this
+        # machine keeps them.
+        roots = (cfg.inputs.dali_dir, cfg.inputs.dali_audio_dir, cfg.inputs.musicnet_dir)
         distinct, near_rejects = matched.songs, []
         if cfg.near_dedup.audio:
             printed = matched.songs | "Fingerprint" >> beam.ParDo(ComputeFingerprint()).with_outputs(REJECTS, main="songs")
             near = printed.songs | "AudioNearDedup" >> AudioNearDedup(cfg.near_dedup)
-            (near["groups"] | "GroupsToJson" >> beam.FlatMap(groups_json_lines)
+            (near["groups"] | "GroupsToJson" >> beam.FlatMap(groups_json_lines, roots)
              | "WriteGroups" >> WriteJsonLines(f"{self.output_dir.rstrip('/')}/dedup/near_duplicate_groups"))
             distinct, near_rejects = near["songs"], [printed.rejects, near["rejects"]]
         if cfg.near_dedup.lyrics:
@@ -80,8 +95,6 @@ class BuildDataset(beam.PTransform):
         split = distinct | "AssignSplit" >> beam.ParDo(AssignSplit(cfg.split.fractions, cfg.split.salt))
         rows_dir = store_dir(self.output_dir, "rows")
         digest = rows_settings_digest(cfg.audio, cfg.align, cfg.features, cfg.embed, cfg.segments, cfg.inputs)
-        # Rows and rejects name their files relative to the inputs: nothing tells where this machine keeps them.
-        roots = (cfg.inputs.dali_dir, cfg.inputs.dali_audio_dir, cfg.inputs.musicnet_dir)
         todo = split | "UseCachedRows" >> beam.ParDo(UseCachedRows(rows_dir if self.use_cache else "", digest)).with_outputs(
             "cached", main="songs")
         featured = todo.songs | "Features" >> beam.ParDo(

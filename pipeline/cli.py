@@ -212,7 +212,7 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     from lyricbeam.pipeline.build import BuildDataset
     from lyricbeam.pipeline.config import ConfigError, beam_option_args
-    from lyricbeam.pipeline.report import summary_table, write_reports
+    from lyricbeam.pipeline.stats import summary_table, write_reports
     from lyricbeam.transforms.ingest.sources import LICENCES
     from lyricbeam.transforms.storage.audio_store import delete_work_audio
     from lyricbeam.transforms.storage.workdir import WORK_DIR, store_dir

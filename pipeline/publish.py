@@ -143,7 +143,7 @@ def shard_problems(output_dir: str, files: list[PublishFile], card: dict) -> lis
     """Missing shards, shards without the card's features, row groups the viewer cannot read, path leaks."""
     import datasets
 
-    from lyricbeam.pipeline.report import data_languages
+    from lyricbeam.pipeline.stats import data_languages
 
     problems = []
     features = {info.get("config_name"): info.get("features") for info in card.get("dataset_info") or []}
@@ -214,14 +214,40 @@ def limit_problems(files: list[PublishFile]) -> list[str]:
     return problems
 
 
+def _json_strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _json_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _json_strings(item)
+
+
+def _absolute_path_values(path_in_repo: str, text: str) -> list[str]:
+    """String values of a JSON / JSON Lines file that are absolute paths (`/a/b`), e.g. an input's path."""
+    documents = []
+    try:
+        documents = [json.loads(line) for line in text.splitlines() if line.strip()] if path_in_repo.endswith(
+            ".jsonl") else [json.loads(text)]
+    except ValueError:
+        return []
+    return [v for doc in documents for v in _json_strings(doc)
+            if v.startswith("/") and v.count("/") >= 2 and "\n" not in v]
+
+
 def leak_problems(output_dir: str, files: list[PublishFile]) -> list[str]:
-    """Text files (the card, stats, rejects) that would publish a path of this machine."""
+    """Text files (the card, stats, dedup groups, rejects) that would publish a path of this machine:
+    the output folder, the home directory, or any absolute path held as a JSON value."""
     problems = []
     markers = {os.path.abspath(output_dir), os.path.expanduser("~")} - {"/"}
     for f in files:
         if f.path_in_repo.endswith((".md", ".json", ".jsonl")):
             text = f.content().decode("utf-8", errors="replace")
             found = sorted(m for m in markers if m and m in text)
+            if not found and f.path_in_repo.endswith((".json", ".jsonl")):
+                found = _absolute_path_values(f.path_in_repo, text)[:1]
             if found:
                 problems.append(f"{f.path_in_repo}: names {found[0]!r}, a path of this machine")
     return problems

@@ -66,6 +66,16 @@ def test_a_leaked_absolute_path_is_named(output):
                for p in problems), problems
 
 
+def test_an_input_path_in_the_dedup_groups_is_named(output):
+    groups = next((output / "dedup").glob("*.jsonl"))
+    lines = [json.loads(line) for line in groups.read_text().splitlines()]
+    assert lines and all(not m["source_path"].startswith("/") for g in lines for m in g["members"])
+    lines[0]["members"][0]["source_path"] = "/srv/music/dali/annotations/x.gz"
+    groups.write_text("".join(json.dumps(g) + "\n" for g in lines))
+    problems = validate(str(output))
+    assert f"dedup/{groups.name}: names '/srv/music/dali/annotations/x.gz', a path of this machine" in problems, problems
+
+
 def test_files_the_repository_already_holds_are_not_sent_again(output):
     files = publish_files(str(output))
     card = next(f for f in files if f.path_in_repo == "README.md")

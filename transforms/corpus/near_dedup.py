@@ -310,5 +310,12 @@ class LyricsVersions(beam.PTransform):
             lambda s, g: s.replace(version_group=g.get(song_key(s), song_key(s))), beam.pvalue.AsSingleton(groups))
 
 
-def groups_json_lines(groups: list[dict]) -> list[str]:
-    return [json.dumps(g, sort_keys=True) for g in groups]
+def groups_json_lines(groups: list[dict], input_roots: tuple[str, ...] = ()) -> list[str]:
+    """One line of `dedup/` per group; member paths relative to the input roots (`rows.portable_path`)."""
+    from lyricbeam.transforms.storage.rows import portable_path
+
+    lines = []
+    for group in groups:
+        members = [{**m, "source_path": portable_path(m["source_path"], input_roots)} for m in group["members"]]
+        lines.append(json.dumps({**group, "members": members}, sort_keys=True))
+    return lines
