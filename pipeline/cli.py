@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 
@@ -71,12 +72,19 @@ def _train_parsers(sub: argparse._SubParsersAction) -> None:
                           help="transcription seeds, comma-separated: each is a run (another likely transcript); "
                                "figures are averaged over runs")
     evaluate.add_argument("--json", default="", help="write the report here (top-level aae, pco)")
+    report = sub.add_parser("report", help="a static HTML report of an output folder: overview, songs, rejects")
+    report.add_argument("output", help="the folder `lyricbeam run` wrote (local or any Beam filesystem)")
+    report.add_argument("--dest", default=None, help="where the report goes (default OUT/report)")
+    report.add_argument("--max-songs", type=int, default=200,
+                        help="songs that get a karaoke page, worst-aligned first (default 200; -1: every song)")
     publish = sub.add_parser("publish", help="put an output folder on the Hugging Face Hub (checked first)")
     publish.add_argument("output", help="the folder `lyricbeam run` wrote")
     publish.add_argument("--repo-id", required=True, help="ORG/NAME of the dataset repository")
     publish.add_argument("--private", action="store_true", help="create the repository private")
     publish.add_argument("--revision", default=None, help="branch to push to (created if missing; default main)")
     publish.add_argument("--include-rejects", action="store_true", help="also publish rejects/")
+    publish.add_argument("--include-report", action="store_true",
+                         help="also publish report/ (`lyricbeam report`), viewable from the repository's files")
     publish.add_argument("--dry-run", action="store_true",
                          help="only check the folder (card, shards, limits, path leaks); exit 1 listing the problems")
     generate = sub.add_parser("generate", help="text -> audio with a trained generator run")
@@ -249,6 +257,7 @@ def cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
                           {s: LICENCES[s] for s in sorted({i.source for i in items})})
     print(summary_table(stats))
     print(f"\ndataset: {output_dir}/data   rejects: {output_dir}/rejects   card: {output_dir}/README.md")
+    print(f"look at it: lyricbeam report {shlex.quote(output_dir)}")
     if not stats["accounted"]:
         print("lyricbeam: songs out + rejected != songs in: some input was lost", file=sys.stderr)
         return 3
@@ -283,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_train(args)
     if args.command == "generate":
         return cmd_generate(args)
+    if args.command == "report":
+        from lyricbeam.pipeline.report.build import main as report_main
+
+        return report_main(args)
     if args.command == "publish":
         from lyricbeam.pipeline.publish import main as publish_main
 

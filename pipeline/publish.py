@@ -83,9 +83,12 @@ def portable_stats(stats: dict, output_dir: str) -> dict:
     return portable(stats)
 
 
-def publish_files(output_dir: str, include_rejects: bool = False) -> list[PublishFile]:
+OPTIONAL_FOLDERS = ("rejects", "report")
+
+
+def publish_files(output_dir: str, include: tuple[str, ...] = ()) -> list[PublishFile]:
     """The files of the dataset repository: the card, `stats.json` (paths made relative), `data/`,
-    `dedup/`, and `rejects/` when asked; never `.work/`."""
+    `dedup/`, and those of `include` (`rejects/`, `report/`) asked for; never `.work/`."""
     files = []
     for name in ("README.md",):
         path = os.path.join(output_dir, name)
@@ -97,7 +100,7 @@ def publish_files(output_dir: str, include_rejects: bool = False) -> list[Publis
             stats = portable_stats(json.load(handle), output_dir)
         files.append(PublishFile("stats.json", stats_path,
                                  (json.dumps(stats, indent=2, sort_keys=True) + "\n").encode()))
-    for folder in ("data", "dedup") + (("rejects",) if include_rejects else ()):
+    for folder in ("data", "dedup") + tuple(f for f in OPTIONAL_FOLDERS if f in include):
         for path in sorted(glob.glob(os.path.join(output_dir, folder, "**", "*"), recursive=True)):
             if os.path.isfile(path):
                 files.append(PublishFile(os.path.relpath(path, output_dir).replace(os.sep, "/"), path))
@@ -238,12 +241,12 @@ def _absolute_path_values(path_in_repo: str, text: str) -> list[str]:
 
 
 def leak_problems(output_dir: str, files: list[PublishFile]) -> list[str]:
-    """Text files (the card, stats, dedup groups, rejects) that would publish a path of this machine:
+    """Text files (the card, stats, dedup groups, rejects, the report's pages) that would publish a path of this machine:
     the output folder, the home directory, or any absolute path held as a JSON value."""
     problems = []
     markers = {os.path.abspath(output_dir), os.path.expanduser("~")} - {"/"}
     for f in files:
-        if f.path_in_repo.endswith((".md", ".json", ".jsonl")):
+        if f.path_in_repo.endswith((".md", ".json", ".jsonl", ".html")):
             text = f.content().decode("utf-8", errors="replace")
             found = sorted(m for m in markers if m and m in text)
             if not found and f.path_in_repo.endswith((".json", ".jsonl")):
@@ -253,11 +256,11 @@ def leak_problems(output_dir: str, files: list[PublishFile]) -> list[str]:
     return problems
 
 
-def validate(output_dir: str, include_rejects: bool = False) -> list[str]:
+def validate(output_dir: str, include: tuple[str, ...] = ()) -> list[str]:
     """Every reason the output folder is not ready for the Hub (empty: ready). No network call."""
     if not os.path.isdir(output_dir):
         return [f"{output_dir}: not a directory"]
-    files = publish_files(output_dir, include_rejects)
+    files = publish_files(output_dir, include)
     problems, card = card_problems(output_dir, files)
     problems += shard_problems(output_dir, files, card)
     problems += limit_problems(files)
@@ -282,7 +285,7 @@ def already_there(f: PublishFile, remote) -> bool:
 
 
 def upload(output_dir: str, repo_id: str, private: bool = False, revision: Optional[str] = None,
-           include_rejects: bool = False, token: Optional[str] = None, commit_files: int = COMMIT_FILES) -> tuple[int, int]:
+           include: tuple[str, ...] = (), token: Optional[str] = None, commit_files: int = COMMIT_FILES) -> tuple[int, int]:
     """Create the repository if missing and send what it lacks; (files sent, files already there)."""
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.hf_api import RepoFile
@@ -294,7 +297,7 @@ def upload(output_dir: str, repo_id: str, private: bool = False, revision: Optio
     remote = {item.path: item for item in api.list_repo_tree(repo_id, repo_type="dataset", revision=revision,
                                                              recursive=True, expand=True)
               if isinstance(item, RepoFile)}
-    files = publish_files(output_dir, include_rejects)
+    files = publish_files(output_dir, include)
     todo = [f for f in files if not already_there(f, remote.get(f.path_in_repo))]
     batches = [todo[i: i + commit_files] for i in range(0, len(todo), commit_files)]
     for n, batch in enumerate(batches, 1):
@@ -306,19 +309,24 @@ def upload(output_dir: str, repo_id: str, private: bool = False, revision: Optio
 
 
 def main(args) -> int:
-    """`lyricbeam publish OUT --repo-id ORG/NAME [--private] [--revision B] [--include-rejects] [--dry-run]`."""
+    """`lyricbeam publish OUT --repo-id ORG/NAME [--private] [--revision B] [--include-rejects]
+    [--include-report] [--dry-run]`."""
     output_dir = os.path.abspath(args.output)
-    problems = validate(output_dir, args.include_rejects)
+    include = tuple(f for f in OPTIONAL_FOLDERS if getattr(args, f"include_{f}", False))
+    if "report" in include and not os.path.exists(os.path.join(output_dir, "report", "index.html")):
+        print(f"lyricbeam publish: --include-report: no report in {output_dir} (run `lyricbeam report` first)")
+        return 1
+    problems = validate(output_dir, include)
     if problems:
         print(f"lyricbeam publish: {output_dir} is not ready for the Hub:")
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    files = publish_files(output_dir, args.include_rejects)
+    files = publish_files(output_dir, include)
     if args.dry_run:
         size = sum(f.size() for f in files)
         print(f"lyricbeam publish: ready: {len(files)} files, {size / 1e6:.1f} MB for {args.repo_id} (dry run: nothing sent)")
         return 0
-    sent, kept = upload(output_dir, args.repo_id, args.private, args.revision, args.include_rejects)
+    sent, kept = upload(output_dir, args.repo_id, args.private, args.revision, include)
     print(f"lyricbeam publish: {args.repo_id}: {sent} files sent, {kept} already there")
     return 0

@@ -31,11 +31,18 @@ def test_the_sample_output_is_ready_and_publishes_nothing_of_this_machine(output
 
     assert validate(str(output)) == []
     assert main(["publish", str(output), "--repo-id", "me/sample", "--dry-run"]) == 0
-    files = {f.path_in_repo: f for f in publish_files(str(output), include_rejects=True)}
+    files = {f.path_in_repo: f for f in publish_files(str(output), include=("rejects",))}
     assert "README.md" in files and "stats.json" in files and any(p.startswith("rejects/") for p in files)
     assert not any(p.startswith(".work") for p in files)
     assert not any(p.startswith("rejects/") for p in (f.path_in_repo for f in publish_files(str(output))))
     stats = json.loads(files["stats.json"].content())
+    assert main(["publish", str(output), "--repo-id", "me/sample", "--dry-run", "--include-report"]) == 1  # none yet
+    assert main(["report", str(output)]) == 0
+    assert validate(str(output), include=("report",)) == []
+    assert main(["publish", str(output), "--repo-id", "me/sample", "--dry-run", "--include-report"]) == 0
+    reported = {f.path_in_repo for f in publish_files(str(output), include=("report",))}
+    assert "report/index.html" in reported and any(p.startswith("report/songs/") for p in reported)
+    assert not any(p.startswith("report/") for p in (f.path_in_repo for f in publish_files(str(output))))
     assert str(output) not in json.dumps(stats) and not stats["config"]["inputs"]["dali_dir"].startswith("/")
 
 

@@ -130,18 +130,24 @@ def row_group_bounds(table: pa.Table, max_bytes: int = MAX_ROW_GROUP_BYTES) -> l
     return bounds
 
 
+PAGE_BYTES = 64 * 1024
+
+
 def write_table(table: pa.Table, path: str, max_row_group_bytes: int = MAX_ROW_GROUP_BYTES) -> int:
     """Write `table` to `path` atomically (`workdir.atomic_create`); return its bytes.
 
     Row groups are sized by bytes (`row_group_bounds`); pages carry a page index (readers skip
-    what a filter excludes) and are cut at content-defined boundaries, so a file that changed
-    in a few rows shares most of its pages with the old one (Xet uploads only new chunks).
+    what a filter excludes). A page closes after the row that takes it past `PAGE_BYTES`, so
+    each song-sized value (audio, mel, embeddings) is a page of its own, compressed on its own:
+    an unchanged row's pages are the same bytes whatever rows surround it, and Xet uploads only
+    the pages of new rows when a dataset is published again. Parquet's content-defined chunking
+    did worse on these rows (bench/results/xet_republish.json).
     """
     with atomic_create(path) as handle:
         # No dictionary encoding: on float lists it only grows the file, and building the
         # dictionary of an hour-long song's mel costs gigabytes (bench/results/long_recording.txt).
         with pq.ParquetWriter(handle, table.schema, compression="zstd", use_dictionary=False,
-                              write_page_index=True, use_content_defined_chunking=True) as writer:
+                              write_page_index=True, data_page_size=PAGE_BYTES, write_batch_size=1) as writer:
             for start, stop in row_group_bounds(table, max_row_group_bytes) or [(0, 0)]:
                 writer.write_table(table.slice(start, stop - start), row_group_size=max(1, stop - start))
     return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
