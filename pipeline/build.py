@@ -1,7 +1,7 @@
 """The lyricbeam pipeline as one composite transform.
 
-    discovered songs -> Read -> Clean -> Quality -> ExactDedup -> Align -> Fingerprint -> AudioNearDedup
-        -> LyricsVersions -> AssignSplit -> UseCachedRows -> Features -> Embed -> ToRows
+    discovered songs -> Read -> Clean -> Quality -> ExactDedup -> TranscribeLyrics -> Align -> Fingerprint
+        -> AudioNearDedup -> LyricsVersions -> AssignSplit -> UseCachedRows -> Features -> Embed -> ToRows
         -> (+ cached rows) -> WriteShardedParquet
     (rows go to per-song files under OUT/.work/rows; only references to them reach the writer)
     (every stage's rejects -> OUT/rejects/; near-duplicate groups -> OUT/dedup/)
@@ -13,6 +13,7 @@ import apache_beam as beam
 from lyricbeam.pipeline.config import PipelineConfig
 from lyricbeam.schemas.records import Reject
 from lyricbeam.transforms.alignment.align import AlignLyrics
+from lyricbeam.transforms.alignment.transcribe_lyrics import TranscribeLyrics
 from lyricbeam.transforms.audio.clean import CleanSong
 from lyricbeam.transforms.corpus.dedup import ExactDedup
 from lyricbeam.transforms.features.embed import EmbedText
@@ -75,14 +76,17 @@ class BuildDataset(beam.PTransform):
         unique = good.songs | "ExactDedup" >> ExactDedup()
         # After exact dedup (no point aligning a copy), before near-dedup (whose canonical rule
         # prefers the better-aligned copy); results cached per song for resumed runs.
-        aligned = unique.songs | "Align" >> beam.ParDo(AlignLyrics(
+        # Audio-folder songs that came without lyrics, with --transcribe-missing-lyrics.
+        heard = unique.songs | "TranscribeLyrics" >> beam.ParDo(TranscribeLyrics(
+            cfg.align, cfg.quality.min_vocal_activity)).with_outputs(REJECTS, main="songs")
+        aligned = heard.songs | "Align" >> beam.ParDo(AlignLyrics(
             cfg.align, store_dir(self.output_dir, "align") if self.use_cache else "")).with_outputs(REJECTS, main="songs")
         # The lyrics are judged by what the alignment stage's transcript heard.
         matched = aligned.songs | "LyricsMatch" >> beam.ParDo(LyricsMatchFilter(cfg.quality)).with_outputs(
             REJECTS, main="songs")
         # Rows, groups and rejects name their files relative to the inputs: nothing tells where this
         # machine keeps them.
-        roots = (cfg.inputs.dali_dir, cfg.inputs.dali_audio_dir, cfg.inputs.musicnet_dir)
+        roots = (cfg.inputs.dali_dir, cfg.inputs.dali_audio_dir, cfg.inputs.musicnet_dir, *cfg.inputs.audio_dirs)
         distinct, near_rejects = matched.songs, []
         if cfg.near_dedup.audio:
             printed = matched.songs | "Fingerprint" >> beam.ParDo(ComputeFingerprint()).with_outputs(REJECTS, main="songs")
@@ -106,7 +110,7 @@ class BuildDataset(beam.PTransform):
         shards = all_rows | "Write" >> WriteShardedParquet(
             self.output_dir, cfg.audio.sample_rate, cfg.write.max_shard_bytes)
         discovered_rejects = pbegin | "DiscoveryRejects" >> beam.Create(self.discovery_rejects)
-        rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, aligned.rejects, matched.rejects,
+        rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, heard.rejects, aligned.rejects, matched.rejects,
                     *near_rejects,
                     featured.rejects, embedded.rejects, rows.rejects)
                    | "AllRejects" >> beam.Flatten())

@@ -24,12 +24,16 @@ LOG = logging.getLogger("lyricbeam")
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="build a dataset from DALI / MusicNet inputs")
+    run = sub.add_parser("run", help="build a dataset from audio folders, DALI or MusicNet inputs")
     run.add_argument("--config", default="", help="YAML config (see configs/)")
     run.add_argument("--output", required=True, help="output directory (local or gs://...)")
     run.add_argument("--dali-dir", help="DALI layout: annotations/ (+ audio/) directory")
     run.add_argument("--dali-audio-dir", help="DALI audio directory (default <dali-dir>/audio)")
     run.add_argument("--dali-metadata", help="DALI metadata JSON (info of every song by id)")
+    run.add_argument("--audio-dir", action="append",
+                     help="a folder of audio files with .lrc / .txt lyrics beside them (repeatable)")
+    run.add_argument("--transcribe-missing-lyrics", action="store_true", default=None,
+                     help="an audio-folder song without lyrics file gets its transcript as lyrics")
     run.add_argument("--musicnet-dir", help="MusicNet layout: {train,test}_{data,labels}/ + metadata csv")
     run.add_argument("--sample-rate", type=int, help="output sample rate (Hz)")
     run.add_argument("--f0-tracker", help="praat_ac (default), praat_cc, yin, pyin or none")
@@ -178,7 +182,7 @@ def _beam_options(beam_args: list[str]):
 def _clear_output(output_dir: str) -> None:
     from apache_beam.io.filesystems import FileSystems
 
-    for sub in ("data", "rejects", "dedup"):
+    for sub in ("data", "rejects", "dedup", "report"):
         path = f"{output_dir}/{sub}"
         if FileSystems.exists(path):
             FileSystems.delete([path])
@@ -190,7 +194,9 @@ def run_config(args: argparse.Namespace):
 
     overrides = {
         "inputs": {"dali_dir": args.dali_dir, "dali_audio_dir": args.dali_audio_dir,
-                   "dali_metadata": args.dali_metadata, "musicnet_dir": args.musicnet_dir},
+                   "dali_metadata": args.dali_metadata, "musicnet_dir": args.musicnet_dir,
+                   "audio_dirs": tuple(args.audio_dir) if args.audio_dir else None,
+                   "transcribe_missing_lyrics": args.transcribe_missing_lyrics},
         "audio": {"sample_rate": args.sample_rate},
         "features": {"f0_tracker": args.f0_tracker},
         "write": {"max_shard_bytes": args.max_shard_bytes},
@@ -200,9 +206,14 @@ def run_config(args: argparse.Namespace):
 
 def discover_inputs(config) -> tuple[list, list]:
     """(songs found, inputs refused at discovery) in every input the configuration names."""
+    from lyricbeam.transforms.ingest.audiofolder import discover_audio_folder
     from lyricbeam.transforms.ingest.sources import discover_dali, discover_musicnet
 
     items, rejects = [], []
+    for folder in config.inputs.audio_dirs:
+        found, refused = discover_audio_folder(folder, config.inputs.audio_licence,
+                                               config.inputs.transcribe_missing_lyrics)
+        items, rejects = items + found, rejects + refused
     if config.inputs.dali_dir:
         found, refused = discover_dali(config.inputs.dali_dir, config.inputs.dali_audio_dir,
                                        config.inputs.dali_metadata)

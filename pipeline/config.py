@@ -26,6 +26,9 @@ class InputConfig:
     dali_audio_dir: str = ""
     dali_metadata: str = ""
     musicnet_dir: str = ""
+    audio_dirs: tuple = ()  # folders of audio files with .lrc / .txt lyrics beside them
+    audio_licence: str = ""  # licence of audio-folder songs whose metadata names none
+    transcribe_missing_lyrics: bool = False  # an audio-folder song without lyrics file: its transcript becomes its lyrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +88,7 @@ _SECTION_TYPES = {
     "segments": SegmentConfig, "split": SplitConfig, "write": WriteConfig, "dataset": DatasetConfig,
 }
 PATH_KEYS = {("inputs", "dali_dir"), ("inputs", "dali_audio_dir"), ("inputs", "dali_metadata"),
-             ("inputs", "musicnet_dir"), ("embed", "model_path"), ("align", "model_dir"),
+             ("inputs", "musicnet_dir"), ("inputs", "audio_dirs"), ("embed", "model_path"), ("align", "model_dir"),
              ("align", "transcribe_model_dir"), ("align", "whisper_timestamped_checkpoint"),
              ("align", "placement_model_dir")}
 
@@ -96,6 +99,10 @@ class ConfigError(ValueError):
 
 def _is_remote(path: str) -> bool:
     return "://" in path
+
+
+def _resolved(path: str, base_dir: str) -> str:
+    return path if _is_remote(path) or os.path.isabs(path) else os.path.normpath(os.path.join(base_dir, path))
 
 
 # Fields of a section that are not a run's settings (the alignment's measured constants).
@@ -111,8 +118,10 @@ def _section_values(name: str, values: dict[str, Any], base_dir: str) -> dict[st
         raise ConfigError(f"unknown key(s) in '{name}': {sorted(unknown)}; known: {sorted(known)}")
     converted = {}
     for key, value in values.items():
-        if (name, key) in PATH_KEYS and value and not _is_remote(str(value)) and not os.path.isabs(str(value)):
-            value = os.path.normpath(os.path.join(base_dir, str(value)))
+        if (name, key) in PATH_KEYS and isinstance(value, (list, tuple)):
+            value = tuple(_resolved(str(v), base_dir) for v in value if v)
+        elif (name, key) in PATH_KEYS and value:
+            value = _resolved(str(value), base_dir)
         if isinstance(known[key].default, tuple) and isinstance(value, list):
             value = tuple(value)  # YAML lists; frozen configs keep tuples
         if key == "fractions":
@@ -156,8 +165,8 @@ def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = No
 
     if config.align.transcriber not in BACKENDS:
         raise ConfigError(f"align.transcriber must be one of {BACKENDS}")
-    if not (config.inputs.dali_dir or config.inputs.musicnet_dir):
-        raise ConfigError("no inputs: give inputs.dali_dir and/or inputs.musicnet_dir")
+    if not (config.inputs.dali_dir or config.inputs.musicnet_dir or config.inputs.audio_dirs):
+        raise ConfigError("no inputs: give inputs.audio_dirs (--audio-dir), inputs.dali_dir and/or inputs.musicnet_dir")
     return config
 
 

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from lyricbeam.pipeline.jamendo import audio_path
+
 TOLERANCE_S = 0.3
 
 
@@ -49,14 +51,6 @@ def read_song(jamendo_dir: str, name: str) -> dict:
 
     firsts = line_first_words(lines)
     return {"lines": lines, "word_onsets": onsets, "line_onsets": [onsets[i] for i in firsts]}
-
-
-def audio_path(jamendo_dir: str, name: str) -> str:
-    for folder in ("mp3", "audio"):
-        path = os.path.join(jamendo_dir, folder, f"{name}.mp3")
-        if os.path.exists(path):
-            return path
-    raise FileNotFoundError(f"no audio for {name} under {jamendo_dir}/mp3 or /audio")
 
 
 def evaluate(jamendo_dir: str, songs: list[str] | None = None, reference_lines: bool = False,

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.3.0"
+SCHEMA_VERSION = "1.4.0"
 SCHEMA_VERSION_KEY = b"lyricbeam.schema_version"
 CONFIG_KEY = b"lyricbeam.config"
 
@@ -59,7 +59,7 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "song_id": (pa.string(), "Source id (DALI id or MusicNet id)"),
     "segment_id": (pa.string(), "`<song_id>/<index>`"),
     "segment_index": (pa.int32(), "Position of the segment in its song"),
-    "source": (pa.string(), "`dali` or `musicnet`"),
+    "source": (pa.string(), "`dali`, `musicnet` or `audiofolder`"),
     "split": (pa.string(), "train / validation / test, assigned by artist"),
     "title": (pa.string(), "Song or work title"),
     "artist": (pa.string(), "Artist (DALI) or composer (MusicNet); the split key"),
@@ -83,9 +83,11 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "lyrics_language": (pa.string(), "Language langid detects in the lyrics (ISO 639-1); empty = not checked"),
     "text": (pa.string(), "Normalised lyrics (DALI) or generated description (MusicNet)"),
     "text_original": (pa.string(), "Text as the source gave it"),
+    "lyrics_source": (pa.string(), "Where the lyrics came from: `annotation` (DALI), `lrc`, `text` (a lyrics file "
+                      "beside the audio), `transcript` (transcribed); empty = none (instrumental, MusicNet)"),
     "notes": (pa.list_(EVENT), "Notes: syllable text, times (s), frequency range (Hz), parent word"),
-    "words": (pa.list_(EVENT), "Words with times (s) and parent line"),
-    "lines": (pa.list_(EVENT), "Lyric lines with times (s) and parent paragraph"),
+    "words": (pa.list_(EVENT), "Words with the source's times (s; null where it gives none) and parent line"),
+    "lines": (pa.list_(EVENT), "Lyric lines with the source's times (s; null where it gives none) and parent paragraph"),
     "paragraphs": (pa.list_(EVENT), "Paragraphs with times (s)"),
     "segment_notes": (pa.list_(NOTE), "Notes inside the segment, times relative to its start"),
     "segment_words": (pa.list_(WORD), "Words inside the segment, times relative to its start"),
@@ -117,7 +119,7 @@ SONGS_COLUMNS = [
     "song_id", "source", "split", "title", "artist", "language", "licence", "source_path",
     "audio_path", "audio", "sample_rate", "duration", "source_sample_rate", "source_channels",
     "source_format", "pcm_sha256", "version_group", "clip_fraction", "bandwidth_hz", "vocal_activity",
-    "lyrics_language", "text", "text_original", "notes", "words", "lines", "alignment",
+    "lyrics_language", "text", "text_original", "lyrics_source", "notes", "words", "lines", "alignment",
     "paragraphs", "instruments", "annot_fr", "annot_offset", "info_json", "mel", "n_mels",
     "mel_hop_seconds", "f0_hz", "voiced", "f0_hop_seconds", "tempo_bpm", "beat_times",
     "word_embeddings", "line_embeddings", "text_embedding",

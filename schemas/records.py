@@ -64,8 +64,11 @@ class SongAlignment:
     suspect: bool = False  # the placement score is below align.placement_min_score: word times may be far off
 
 
-# Sources whose text is sung lyrics; MusicNet's text is a generated description.
+# Sources whose text is always sung lyrics; MusicNet's text is a generated description, and an
+# audio folder's song has lyrics when a lyrics file came with it or it was transcribed.
 LYRICS_SOURCES = frozenset({"dali"})
+# Where a song's lyrics came from (the `lyrics_source` column); "" = the song has none.
+LYRIC_ORIGINS = ("annotation", "lrc", "text", "transcript")
 
 
 @dataclasses.dataclass
@@ -90,17 +93,19 @@ class Song:
 
     What each stage needs and adds:
 
-    - Read: identity, metadata, `notes` / `words` / `lines` / `paragraphs`, `text`;
+    - Read: identity, metadata, `notes` / `words` / `lines` / `paragraphs` (times NaN where the
+      source gives none), `text`, `lyrics_source`;
     - Clean (needs the audio file): `audio_file` or `audio`, `sample_rate`, `duration`, the
       source's rate, channels and format, `pcm_sha256`, `clip_fraction`, `bandwidth_hz`;
     - Quality (needs the audio): `vocal_activity`, `lyrics_language*`;
+    - TranscribeLyrics (audio folders, `transcribe_lyrics`): lyrics from the song's transcript;
     - Align (needs lyrics with `words`): `alignment`, `lyrics_match_*`, `alignment_score`;
     - Fingerprint, near dedup, versions, split: `fingerprint`, `version_group`, `split`;
     - Features and Embed: `mel`, `f0_hz`, `voiced`, tempo and beats; the embeddings.
     """
 
     song_id: str
-    source: str  # "dali" | "musicnet"
+    source: str  # "dali" | "musicnet" | "audiofolder"
     source_path: str  # the annotation / label file
     audio_path: str = ""
     title: str = ""
@@ -117,6 +122,8 @@ class Song:
     instruments: list[str] = dataclasses.field(default_factory=list)
     text: str = ""  # normalised lyrics, or the MusicNet description
     text_original: str = ""
+    lyrics_source: str = ""  # one of LYRIC_ORIGINS; "" = no lyrics (DALI songs: "annotation")
+    transcribe_lyrics: bool = False  # no lyrics file came with it and its transcript is to be its lyrics
     # Filled by clean.
     audio: Optional[np.ndarray] = None  # mono float32 at sample_rate, when held in memory
     audio_file: str = ""  # else: the work file holding it (transforms/storage/audio_store.py)
@@ -155,8 +162,9 @@ class Song:
 
     @property
     def has_lyrics(self) -> bool:
-        """Whether the song's text is sung lyrics (DALI form), not a description (MusicNet form)."""
-        return self.source in LYRICS_SOURCES
+        """Whether the song's text is sung lyrics (DALI form, a lyrics file, a transcript), not a
+        description (MusicNet form) or nothing (an instrumental audio-folder song)."""
+        return self.source in LYRICS_SOURCES or self.lyrics_source in LYRIC_ORIGINS
 
     def replace(self, **changes: Any) -> "Song":
         return dataclasses.replace(self, **changes)

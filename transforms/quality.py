@@ -233,12 +233,14 @@ def detect_language(text: str) -> tuple[str, float]:
     return code, float(prob)
 
 
-def words_per_second(song: Song) -> float:
-    """Annotated words per second of the span they cover (at least 1 s)."""
-    if not song.words:
-        return 0.0
-    span = max(w.end for w in song.words) - min(w.start for w in song.words)
-    return len(song.words) / max(span, 1.0)
+def words_per_second(song: Song) -> Optional[float]:
+    """Annotated words per second of the span they cover (at least 1 s); None when fewer than
+    half the words have times (lyrics files without word times: nothing to judge)."""
+    timed = [w for w in song.words if np.isfinite(w.start) and np.isfinite(w.end)]
+    if not song.words or len(timed) < 0.5 * len(song.words):
+        return None
+    span = max(w.end for w in timed) - min(w.start for w in timed)
+    return len(timed) / max(span, 1.0)
 
 
 def lyric_chunks(lines: list[str], min_words: int) -> list[list[str]]:
@@ -279,7 +281,7 @@ def language_share(lines: list[str], code: str, min_words: int) -> float:
 def measure(song: Song, config: QualityConfig) -> Song:
     """Fill vocal activity and lyrics language (the rest comes from clean)."""
     changes = {}
-    if config.instrumental_check and song.has_lyrics and song_length(song):
+    if config.instrumental_check and (song.has_lyrics or song.source == "audiofolder") and song_length(song):
         energy = sum(float(np.square(block, dtype=np.float64).sum()) for _, block in song_blocks(song, VAD_BLOCK))
         gain = level_gain(np.sqrt(energy / song_length(song)))
         blocks = (block for _, block in song_blocks(song, VAD_BLOCK))
@@ -355,6 +357,8 @@ def judge_word_density(song: Song, config: QualityConfig) -> Verdict:
     if not song.has_lyrics or not song.words:
         return _passed("implausible_word_density")
     rate = words_per_second(song)
+    if rate is None:
+        return _passed("implausible_word_density")
     low, high = config.min_words_per_second, config.max_words_per_second
     failed_at = low if rate < low else high if rate > high else None
     return Verdict("implausible_word_density", rate, failed_at, failed_at is None,
@@ -368,6 +372,17 @@ def judge_vocal_activity(song: Song, config: QualityConfig) -> Verdict:
     return Verdict("instrumental_only", song.vocal_activity, config.min_vocal_activity,
                    song.vocal_activity >= config.min_vocal_activity,
                    f"vocal activity {song.vocal_activity:.3f} < {config.min_vocal_activity} with lyrics")
+
+
+def judge_missing_lyrics(song: Song, config: QualityConfig) -> Verdict:
+    """`no_lyrics`: an audio-folder song that came without lyrics and is not to be transcribed,
+    yet someone sings in it. Kept as an instrumental when its vocal activity is low."""
+    if song.source != "audiofolder" or song.has_lyrics or song.transcribe_lyrics or song.vocal_activity < 0:
+        return _passed("no_lyrics", None, config.min_vocal_activity)
+    return Verdict("no_lyrics", song.vocal_activity, config.min_vocal_activity,
+                   song.vocal_activity < config.min_vocal_activity,
+                   f"vocal activity {song.vocal_activity:.3f} >= {config.min_vocal_activity} and no lyrics file "
+                   f"(add a .lrc or .txt beside it, or run with --transcribe-missing-lyrics)")
 
 
 def judge_language(song: Song, config: QualityConfig) -> Verdict:
@@ -414,7 +429,8 @@ def judge_lyrics_match(song: Song, config: QualityConfig) -> Verdict:
 # In the order a song meets them: it is rejected for the first it fails. The lyrics match needs
 # the alignment stage's transcript, so it is judged after that stage (`LyricsMatchFilter`).
 BEFORE_ALIGNMENT: tuple[Callable[[Song, QualityConfig], Verdict], ...] = (
-    judge_clipping, judge_sample_rate, judge_bandwidth, judge_word_density, judge_vocal_activity, judge_language)
+    judge_clipping, judge_sample_rate, judge_bandwidth, judge_word_density, judge_vocal_activity,
+    judge_missing_lyrics, judge_language)
 AFTER_ALIGNMENT: tuple[Callable[[Song, QualityConfig], Verdict], ...] = (judge_lyrics_match,)
 QUALITY_FILTERS = BEFORE_ALIGNMENT + AFTER_ALIGNMENT
 

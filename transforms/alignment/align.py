@@ -157,6 +157,19 @@ def alignment_from_json(text: str) -> SongAlignment:
     return SongAlignment(**fields)
 
 
+def source_onsets(song: Song, groups: list[list[int]]) -> tuple[Optional[list[float]], Optional[list[float]]]:
+    """(word onsets, line onsets) the source gives for `align_song`: every word's (DALI, enhanced
+    LRC, a transcript), else every line's (LRC), else neither (plain text: lines are placed from
+    transcripts)."""
+    words = [song.words[i].start for group in groups for i in group]
+    if words and all(np.isfinite(words)):
+        return words, None
+    parents = [song.words[group[0]].parent for group in groups]
+    if groups and all(0 <= p < len(song.lines) and np.isfinite(song.lines[p].start) for p in parents):
+        return None, [song.lines[p].start for p in parents]
+    return None, None
+
+
 class AlignLyrics(RejectingDoFn):
     """Song -> song with `alignment` (words with start, end, confidence), or a reject.
 
@@ -190,7 +203,7 @@ class AlignLyrics(RejectingDoFn):
         from lyricbeam.transforms.storage.workdir import cache_key, entry_path, result_settings
 
         key = cache_key(song.pcm_sha256, language, [(w.text, w.start, w.parent) for w in song.words],
-                        result_settings(self.config))
+                        [line.start for line in song.lines], result_settings(self.config))
         return entry_path(self.cache_dir, key, ".json")
 
     def _aligned(self, song: Song, language: str) -> SongAlignment:
@@ -213,8 +226,8 @@ class AlignLyrics(RejectingDoFn):
 
         groups = song_lyric_lines(song)
         lines = [[song.words[i].text for i in group] for group in groups]
-        onsets = [song.words[i].start for group in groups for i in group]
-        result = align_song(read, song.duration, lines, language, self.config, onsets)
+        word_onsets, line_onsets = source_onsets(song, groups)
+        result = align_song(read, song.duration, lines, language, self.config, word_onsets, line_onsets)
         if path:
             write_atomically(path, alignment_to_json(result).encode())
         return result

@@ -142,7 +142,8 @@ def check_audio_stats(samples: int, rms: float, rate: int, config: CleanConfig) 
 
 def check_times(levels: dict[str, list[AnnotationEvent]], duration: float, tolerance: float,
                 monotonic: tuple[str, ...] = ("words", "lines", "paragraphs")) -> None:
-    """Reject negative, reversed, non-monotonic or beyond-the-audio annotation times."""
+    """Reject negative, reversed, non-monotonic or beyond-the-audio annotation times (NaN: a time
+    the source does not give, never judged)."""
     for level, events in levels.items():
         previous = -np.inf
         for i, event in enumerate(events):
@@ -157,6 +158,10 @@ def check_times(levels: dict[str, list[AnnotationEvent]], duration: float, toler
             if event.end > duration + tolerance:
                 raise RejectError("times_beyond_audio",
                                   f"{level}[{i}] ends at {event.end:.2f} s, audio is {duration:.2f} s")
+            # An event whose end the source does not give (NaN) is judged by its start.
+            if event.start > duration + tolerance:
+                raise RejectError("times_beyond_audio",
+                                  f"{level}[{i}] starts at {event.start:.2f} s, audio is {duration:.2f} s")
 
 
 _TIMESTAMP = re.compile(r"[\[<]\d{1,2}:\d{2}(?:[.:]\d{1,3})?[\]>]")  # LRC [mm:ss.xx] / <mm:ss.xx>

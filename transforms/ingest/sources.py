@@ -1,4 +1,4 @@
-"""Sources: find every input song in DALI and MusicNet layouts and read its annotations.
+"""Sources: find every input song in DALI, MusicNet and audio-folder layouts and read its annotations.
 
 Discovery runs on the driver (a directory listing, local or remote through Beam's
 filesystems) and yields one `SourceItem` per song id; `ReadSources` turns each item into
@@ -16,7 +16,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from lyricbeam.schemas.records import Reject, Song
-from lyricbeam.transforms.ingest import dali
+from lyricbeam.transforms.ingest import audiofolder, dali
 from lyricbeam.transforms.ingest import musicnet
 from lyricbeam.transforms.audio.clean import read_bytes
 from lyricbeam.transforms.rejects import RejectError, RejectingDoFn
@@ -27,6 +27,7 @@ MAX_ANNOTATION_BYTES = 256 * 1024 * 1024
 LICENCES = {
     "dali": "DALI annotations CC BY-NC-SA 4.0 (IRCAM); audio rights with their owners",
     "musicnet": "MusicNet CC BY 4.0",
+    "audiofolder": "audio and lyrics rights with their owners (licence from metadata where given)",
 }
 
 
@@ -40,6 +41,7 @@ class SourceItem:
     audio_path: str = ""
     metadata: Optional[dict] = None
     licence: str = ""
+    transcribe_missing_lyrics: bool = False  # audio folders: a song without lyrics file is transcribed
 
 
 def _join(base: str, *parts: str) -> str:
@@ -192,7 +194,7 @@ def read_dali_song(item: SourceItem, raw: bytes) -> Song:
         audio_path=item.audio_path, title=_text(merged.get("title")),
         artist=_text(merged.get("artist")), language=_text(meta.get("language")),
         licence=item.licence, info_json=json.dumps(merged, sort_keys=True, ensure_ascii=False, default=str),
-        annot_fr=fr, annot_offset=offset, **levels)
+        annot_fr=fr, annot_offset=offset, lyrics_source="annotation", **levels)
 
 
 def read_musicnet_song(item: SourceItem, raw: bytes) -> Song:
@@ -224,6 +226,9 @@ class ReadSong(RejectingDoFn):
 
     def transform(self, song: Song) -> Song:
         item = self._item
+        if item.source == audiofolder.SOURCE:
+            raw = read_bytes(item.annotation_path, audiofolder.MAX_LYRICS_BYTES) if item.annotation_path else None
+            return audiofolder.read_audiofolder_song(item, raw)
         try:
             raw = read_bytes(item.annotation_path, MAX_ANNOTATION_BYTES)
         except FileNotFoundError as err:

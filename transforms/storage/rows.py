@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
 
 import apache_beam as beam
 import numpy as np
 import soundfile as sf
 from apache_beam.metrics import Metrics
 
-from lyricbeam.schemas.records import AnnotationEvent, Song
+from lyricbeam.schemas.records import LYRICS_SOURCES, AnnotationEvent, Song
 from lyricbeam.transforms.rejects import RejectingDoFn
 from lyricbeam.transforms.storage.audio_store import song_blocks, song_length, song_samples
 from lyricbeam.transforms.storage.row_files import read_row_refs, row_files_key, write_row_files
@@ -43,8 +44,13 @@ def song_flac_bytes(song: Song, block_seconds: int = 60) -> bytes:
     return buffer.getvalue()
 
 
+def _time(value: float):
+    # A time the source does not give is NaN in the record and null in the row.
+    return value if value is not None and math.isfinite(value) else None
+
+
 def _events(events: list[AnnotationEvent]) -> list[dict]:
-    return [dataclasses.asdict(e) for e in events]
+    return [{**dataclasses.asdict(e), "start": _time(e.start), "end": _time(e.end)} for e in events]
 
 
 def _matrix(x: np.ndarray | None) -> np.ndarray:
@@ -85,7 +91,9 @@ def song_row(song: Song, input_roots: tuple[str, ...] = ()) -> dict:
         "version_group": song.version_group or f"{song.source}:{song.song_id}",
         "clip_fraction": song.clip_fraction, "bandwidth_hz": song.bandwidth_hz,
         "vocal_activity": song.vocal_activity, "lyrics_language": song.lyrics_language, "text": song.text,
-        "text_original": song.text_original, "notes": _events(song.notes), "words": _events(song.words),
+        "text_original": song.text_original,
+        "lyrics_source": song.lyrics_source or ("annotation" if song.source in LYRICS_SOURCES else ""),
+        "notes": _events(song.notes), "words": _events(song.words),
         "lines": _events(song.lines), "paragraphs": _events(song.paragraphs),
         "alignment": dataclasses.asdict(song.alignment) if song.alignment is not None else None,
         "instruments": list(song.instruments), "annot_fr": song.annot_fr,
@@ -99,16 +107,38 @@ def song_row(song: Song, input_roots: tuple[str, ...] = ()) -> dict:
     }
 
 
+def line_times(song: Song) -> list[tuple[float, float]]:
+    """(start, end) of each lyric line: the source's where it gives both, else the span of the
+    line's aligned words (a plain-text lyrics file gives no times, an LRC file no line ends, and
+    its starts may be offset), else NaN."""
+    aligned = song.alignment.words if song.alignment is not None and len(song.alignment.words) == len(song.words) else []
+    spans: dict[int, list[float]] = {}
+    for word, placed in zip(song.words, aligned):
+        span = spans.setdefault(word.parent, [math.inf, -math.inf])
+        span[0], span[1] = min(span[0], placed.start), max(span[1], placed.end)
+    times = []
+    for i, line in enumerate(song.lines):
+        start, end = line.start, line.end
+        if not (math.isfinite(start) and math.isfinite(end)) and i in spans:
+            start, end = spans[i]
+        times.append((start, end))
+    return times
+
+
 def segment_spans(song: Song, config: SegmentConfig) -> list[tuple[float, float, int]]:
-    """(start, end, line index or -1) of each segment of `song`, in seconds."""
+    """(start, end, line index or -1) of each segment of `song`, in seconds: one per lyric line
+    with times (`line_times`), else (no lyrics, or no line with times) windows of `window_s`."""
     if song.has_lyrics and song.lines:
         spans = []
-        for i, line in enumerate(song.lines):
-            start = max(0.0, line.start - config.pad_s)
-            end = min(song.duration, line.end + config.pad_s)
+        for i, (line, (line_start, line_end)) in enumerate(zip(song.lines, line_times(song))):
+            if not (math.isfinite(line_start) and math.isfinite(line_end)):
+                continue
+            start = max(0.0, line_start - config.pad_s)
+            end = min(song.duration, line_end + config.pad_s)
             if end - start >= config.min_segment_s and line.text:
                 spans.append((start, end, i))
-        return spans
+        if spans or any(math.isfinite(line.start) for line in song.lines):
+            return spans
     spans, start = [], 0.0
     while start < song.duration - 1e-9:
         end = min(song.duration, start + config.window_s)
@@ -153,7 +183,8 @@ def segment_rows(song: Song, config: SegmentConfig = SegmentConfig()) -> list[di
             "version_group": song.version_group or f"{song.source}:{song.song_id}", "start": start, "end": end,
             "audio": {"bytes": flac_bytes(clip, sr), "path": f"{song.song_id}_{index:04d}.flac"},
             "sample_rate": sr, "duration": len(clip) / sr, "text": text, "text_original": text_original,
-            "segment_words": [{"text": w.text, "start": w.start - start, "end": w.end - start} for w in words],
+            "segment_words": [{"text": w.text, "start": _time(w.start - start), "end": _time(w.end - start)}
+                              for w in words],
             "segment_aligned_words": aligned_words,
             "segment_notes": [{"text": n.text, "start": n.start - start, "end": n.end - start,
                                "freq_lo": n.freq_lo, "freq_hi": n.freq_hi} for n in notes],
