@@ -195,3 +195,112 @@ def build(root) -> tuple[str, str, dict[str, str]]:
     meta += '1001,Beethoven,"String Quartet No 13, hostile copy",2. Presto,String Quartet,x,y,OP130,30\r\n'
     open(os.path.join(musicnet, "musicnet_metadata.csv"), "w", newline="").write(meta)
     return dali, musicnet, sorted(expected)
+
+
+JAMENDO = SHARED / "jamendo"
+
+
+def _jamendo_stretch(name: str, start: float, seconds: float = 15.0) -> tuple[np.ndarray, int]:
+    import librosa
+
+    audio, rate = librosa.load(str(JAMENDO / "audio" / f"{name}.mp3"), sr=44100, mono=False, offset=start,
+                               duration=seconds)
+    return audio.T, rate
+
+
+def _lrc_lines(name: str, start: float, seconds: float = 15.0) -> list[tuple[float, str]]:
+    """The song's annotated lyric lines that start and end inside [start, start + seconds), shifted to it."""
+    import csv
+
+    with open(JAMENDO / "annotations" / "lines" / f"{name}.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [(float(r["start_time"]) - start, r["lyrics_line"]) for r in rows
+            if float(r["start_time"]) >= start and float(r["end_time"]) < start + seconds - 0.5]
+
+
+def _stamp(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds * 100), 6000)
+    return f"[{minutes:02d}:{rest // 100:02d}.{rest % 100:02d}]"
+
+
+def _tones(seconds: float, rate: int = 44100) -> np.ndarray:
+    """An instrumental: piano-like notes band-limited at 19 kHz (no voice in it)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    rng = np.random.default_rng(7)
+    t = np.arange(int(0.5 * rate)) / rate
+    notes = []
+    for _ in range(int(seconds / 0.5)):
+        freq = 220.0 * 2 ** (rng.integers(0, 24) / 12)
+        notes.append(sum(np.sin(2 * np.pi * freq * h * t) / h ** 1.5 for h in range(1, 6)) * np.exp(-4 * t) * 0.2
+                     + rng.normal(0, 1, len(t)) * np.exp(-60 * t) * 0.05)
+    audio = np.concatenate(notes) + rng.normal(0, 0.002, len(notes) * len(t))
+    return sosfiltfilt(butter(12, 19000, fs=rate, output="sos"), audio).astype(np.float32)
+
+
+def build_audio_folder(root) -> tuple[str, list[tuple[str, str]]]:
+    """An audio folder of hostile inputs (lyrics files broken every way, names in any script,
+    links out, a lossy copy beside a lossless file, files without partners) and the outcome
+    each must get: (song id, reject reason or "ok")."""
+    folder = os.path.join(str(root), "audio_folder")
+    os.makedirs(os.path.join(folder, "日本語"), exist_ok=True)
+    expected: list[tuple[str, str]] = []
+
+    def audio(stem: str, data: tuple[np.ndarray, int], ext: str = "flac") -> None:
+        sf.write(os.path.join(folder, f"{stem}.{ext}"), data[0], data[1], format=ext.upper())
+
+    def lrc(stem: str, lines: list[tuple[float, str]], header: str = "", encoding: str = "utf-8") -> None:
+        text = header + "".join(f"{_stamp(t)}{words}\n" for t, words in lines)
+        open(os.path.join(folder, f"{stem}.lrc"), "wb").write(text.encode(encoding))
+
+    fantasma, embers = "Fantasma_-_Los_Rombos", "Avercage_-_Embers"
+    # Good songs (each from another recording, so none is a near-duplicate of another): LRC, UTF-16
+    # LRC under a Japanese name, Latin-1 plain text with a labelled stanza.
+    audio("good_lrc", _jamendo_stretch(fantasma, 52.0))
+    lrc("good_lrc", _lrc_lines(fantasma, 52.0), "[ar:Los Rombos]\n[ti:Fantasma]\n[la:es]\n")
+    expected.append(("good_lrc", "ok"))
+    audio("日本語/うた", _jamendo_stretch(embers, 40.0))
+    lrc("日本語/うた", _lrc_lines(embers, 40.0), "[ti:うた]\n", encoding="utf-16")
+    expected.append(("日本語/うた", "ok"))
+    lines = [words for _, words in _lrc_lines("Veränderung_-_doromusis", 40.0)]
+    audio("latin1_text", _jamendo_stretch("Veränderung_-_doromusis", 40.0))
+    open(os.path.join(folder, "latin1_text.txt"), "wb").write(
+        ("[Refrain]\n" + "\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:]) + "\n").encode("latin-1"))
+    expected.append(("latin1_text", "ok"))
+    # One stem, two files: the lossless one is the song, the mp3 its refused duplicate.
+    audio("two_formats", _jamendo_stretch("Confession_-_Quesabe", 60.0))
+    audio("two_formats", _jamendo_stretch("Confession_-_Quesabe", 60.0), ext="mp3")
+    lrc("two_formats", _lrc_lines("Confession_-_Quesabe", 60.0))
+    expected += [("two_formats", "ok"), ("two_formats", "duplicate_of=two_formats")]
+    # No lyrics file: an instrumental is kept; a sung song is refused (no --transcribe-missing-lyrics).
+    audio("instrumental", (_tones(15.0), 44100))
+    expected.append(("instrumental", "ok"))
+    audio("sung_without_lyrics", _jamendo_stretch(embers, 100.0))
+    expected.append(("sung_without_lyrics", "no_lyrics"))
+    # Broken lyrics files, each beside a good recording (the same stretch: each is refused
+    # before dedup, so they never meet as duplicates).
+    bad = _jamendo_stretch(fantasma, 17.0)
+    for stem, text, reason in [
+        ("no_valid_time", "[ar:x]\nno time tags at all\n[xx:yy]still none\n", "no_valid_times"),
+        ("words_go_back", "[00:01.00]<00:01.00>one <00:03.00>two <00:02.00>three\n", "non_monotonic_times"),
+        ("negative_after_offset", "[offset:+5000]\n[00:02.00]too early\n", "negative_times"),
+        ("beyond_the_audio", "[00:01.00]in time\n[10:00.00]ten minutes in\n", "times_beyond_audio"),
+    ]:
+        audio(stem, bad)
+        open(os.path.join(folder, f"{stem}.lrc"), "w", encoding="utf-8").write(text)
+        expected.append((stem, reason))
+    audio("huge_lyrics", bad)
+    with open(os.path.join(folder, "huge_lyrics.lrc"), "wb") as handle:
+        handle.write(b"[00:01.00]la la la\n" * (50 * 1024 * 1024 // 19))
+    expected.append(("huge_lyrics", "too_large"))
+    audio("binary_lyrics", bad)
+    open(os.path.join(folder, "binary_lyrics.lrc"), "wb").write(bytes(range(256)) * 64)
+    expected.append(("binary_lyrics", "not_text"))
+    # Files without partners, and links out of the folder.
+    lrc("lyrics_without_audio", [(1.0, "nobody sings this")])
+    expected.append(("lyrics_without_audio", "missing_audio"))
+    os.symlink("/etc/hostname", os.path.join(folder, "link_out.flac"))
+    expected.append(("link_out", "unsafe_path"))
+    os.symlink("/etc", os.path.join(folder, "folder_link_out"))
+    expected.append(("folder_link_out", "unsafe_path"))
+    return folder, sorted(expected)

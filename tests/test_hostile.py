@@ -18,10 +18,13 @@ def test_hostile_corpus(tmp_path):
     if os.path.exists(marker):
         os.remove(marker)
     dali, musicnet, expected = hostile.build(tmp_path / "in")
+    folder, expected_in_folder = hostile.build_audio_folder(tmp_path / "in")
+    expected = sorted(expected + expected_in_folder)
     inputs = {song_id for song_id, _ in expected}
-    assert len(inputs) >= 30
+    assert len(inputs) >= 45
     out = tmp_path / "out"
-    assert main(["run", "--dali-dir", dali, "--musicnet-dir", musicnet, "--output", str(out)]) == 0
+    assert main(["run", "--dali-dir", dali, "--musicnet-dir", musicnet, "--audio-dir", folder,
+                 "--output", str(out)]) == 0
     rejects = [json.loads(l) for f in (out / "rejects").glob("*.jsonl") for l in f.read_text().splitlines()]
     rows = pq.read_table(out / "data" / "songs", columns=["song_id"]).column("song_id").to_pylist()
     got = sorted([(r["song_id"], r["reason"]) for r in rejects] + [(song_id, "ok") for song_id in rows])
@@ -34,3 +37,12 @@ def test_hostile_corpus(tmp_path):
     texts = dict(zip(*pq.read_table(out / "data" / "songs", columns=["song_id", "text"]).to_pydict().values()))
     assert texts["karaoke_markers"] == "ako ay may lobo"  # LRC times and syllable marks removed
     assert texts["mixed_script_lyrics"] == "ако ay 気球 lobo"
+    songs = {r["song_id"]: r for r in pq.read_table(out / "data" / "songs", columns=[
+        "song_id", "source", "lyrics_source", "language", "title", "artist", "text", "lines"]).to_pylist()}
+    assert songs["latin1_text"]["text"].startswith("wir leben die veränderung")  # Latin-1 decoded
+    assert songs["latin1_text"]["lyrics_source"] == "text" and songs["latin1_text"]["language"] == "german"
+    assert songs["日本語/うた"]["title"] == "うた" and songs["日本語/うた"]["lyrics_source"] == "lrc"
+    assert songs["good_lrc"]["artist"] == "Los Rombos" and songs["good_lrc"]["language"] == "spanish"
+    assert songs["instrumental"]["lyrics_source"] == "" and songs["instrumental"]["text"] == ""
+    assert all(line["start"] is None for line in songs["latin1_text"]["lines"])  # plain text: no times
+    assert {r["source"] for r in songs.values()} == {"dali", "musicnet", "audiofolder"}
