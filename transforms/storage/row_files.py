@@ -32,6 +32,7 @@ class RowRef(NamedTuple):
     est_bytes: int
     path: str
     index: int
+    song_key: str = ""  # `source:song_id`: a song's rows go to one shard, side by side
 
 
 def rows_settings_digest(*configs) -> str:
@@ -113,15 +114,18 @@ def rows_to_table(config: str, rows: list[dict], sample_rate: int | None = None)
 MAX_ROW_GROUP_BYTES = 100_000_000
 
 
-def row_group_bounds(table: pa.Table, max_bytes: int = MAX_ROW_GROUP_BYTES) -> list[tuple[int, int]]:
-    """`(start, stop)` row ranges of `table` whose uncompressed size stays within `max_bytes`.
+def row_group_bounds(table: pa.Table, max_bytes: int = MAX_ROW_GROUP_BYTES,
+                     group_by: str = "") -> list[tuple[int, int]]:
+    """`(start, stop)` row ranges of `table` whose uncompressed size stays within `max_bytes`,
+    and, with `group_by`, that never hold two values of that column (one song's rows each).
 
     Rows are taken in order; a row larger than `max_bytes` alone makes its own group.
     """
+    keys = table.column(group_by).to_pylist() if group_by and group_by in table.column_names else None
     bounds, start, size = [], 0, 0
     for i in range(table.num_rows):
         row = table.slice(i, 1).nbytes
-        if i > start and size + row > max_bytes:
+        if i > start and (size + row > max_bytes or (keys is not None and keys[i] != keys[i - 1])):
             bounds.append((start, i))
             start, size = i, 0
         size += row
@@ -130,25 +134,26 @@ def row_group_bounds(table: pa.Table, max_bytes: int = MAX_ROW_GROUP_BYTES) -> l
     return bounds
 
 
-PAGE_BYTES = 64 * 1024
+GROUP_BY = "song_id"
 
 
 def write_table(table: pa.Table, path: str, max_row_group_bytes: int = MAX_ROW_GROUP_BYTES) -> int:
     """Write `table` to `path` atomically (`workdir.atomic_create`); return its bytes.
 
-    Row groups are sized by bytes (`row_group_bounds`); pages carry a page index (readers skip
-    what a filter excludes). A page closes after the row that takes it past `PAGE_BYTES`, so
-    each song-sized value (audio, mel, embeddings) is a page of its own, compressed on its own:
-    an unchanged row's pages are the same bytes whatever rows surround it, and Xet uploads only
-    the pages of new rows when a dataset is published again. Parquet's content-defined chunking
-    did worse on these rows (bench/results/xet_republish.json).
+    A row group holds one song's rows (its `songs` row, or its `segments`), split further at
+    `max_row_group_bytes` (`row_group_bounds`), and each of its column chunks is one page,
+    compressed on its own, with a page index. So a song's pages are the same bytes whichever
+    rows surround it in whichever shard: when songs are added and the dataset is published
+    again, Xet finds every unchanged song's pages and uploads only the new ones. Parquet's
+    content-defined chunking and per-row pages did worse here (bench/results/README.md,
+    xet_republish).
     """
     with atomic_create(path) as handle:
         # No dictionary encoding: on float lists it only grows the file, and building the
         # dictionary of an hour-long song's mel costs gigabytes (bench/results/long_recording.txt).
         with pq.ParquetWriter(handle, table.schema, compression="zstd", use_dictionary=False,
-                              write_page_index=True, data_page_size=PAGE_BYTES, write_batch_size=1) as writer:
-            for start, stop in row_group_bounds(table, max_row_group_bytes) or [(0, 0)]:
+                              write_page_index=True, data_page_size=max_row_group_bytes) as writer:
+            for start, stop in row_group_bounds(table, max_row_group_bytes, GROUP_BY) or [(0, 0)]:
                 writer.write_table(table.slice(start, stop - start), row_group_size=max(1, stop - start))
     return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
 
@@ -160,8 +165,8 @@ def write_row_files(rows_dir: str, key: str, rows: list[tuple[str, dict]], sampl
     for config in CONFIGS:
         chosen = [r for c, r in rows if c == config]
         write_table(rows_to_table(config, chosen, sample_rate), paths[config])
-        refs += [RowRef(config, r["split"], row_id(config, r), estimate_row_bytes(r), paths[config], i)
-                 for i, r in enumerate(chosen)]
+        refs += [RowRef(config, r["split"], row_id(config, r), estimate_row_bytes(r), paths[config], i,
+                        f"{r['source']}:{r['song_id']}") for i, r in enumerate(chosen)]
     write_atomically(paths["refs"], json.dumps([list(r) for r in refs]).encode())  # last: the entry is complete
     return refs
 

@@ -3,8 +3,8 @@
 Rows arrive as references to the per-song files `ToRows` wrote (`row_files`), so
 only small records cross the shuffles and a shard writer holds one shard's rows. Shard
 counts come from each (config, split)'s estimated size so no shard grows past
-`max_shard_bytes`; a row's shard is a hash of its id, and rows are sorted by id inside a
-shard, so output does not depend on bundle order. Each shard is written under a hidden
+`max_shard_bytes`; a row's shard is a hash of its song's id (a song's rows stay together),
+and rows are sorted by song and id inside a shard, so output does not depend on bundle order. Each shard is written under a hidden
 name and renamed into place, so no partial shard is ever visible under `data/`.
 """
 from __future__ import annotations
@@ -32,7 +32,9 @@ class _KeyByShard(beam.DoFn):
 
     def process(self, ref: RowRef, totals: dict):
         count = shard_count(totals[(ref.config, ref.split)], self.max_shard_bytes)
-        shard = int.from_bytes(hashlib.sha1(ref.row_id.encode()).digest()[:8], "big") % count
+        # By song, not by row: a song's segments stay together in one shard (and one row group).
+        key = ref.song_key or ref.row_id
+        shard = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big") % count
         yield (ref.config, ref.split, shard, count), ref
 
 
@@ -57,8 +59,8 @@ def _all_shards(element, max_shard_bytes: int):
 
 
 def gather_rows(config: str, refs: list[RowRef], sample_rate: int) -> pa.Table:
-    """The rows `refs` point to, as one table sorted by row id (each file read once)."""
-    refs = sorted(refs, key=lambda r: r.row_id)
+    """The rows `refs` point to, as one table sorted by song, then row id (each file read once)."""
+    refs = sorted(refs, key=lambda r: (r.song_key, r.row_id))
     tables = {}
     for path in sorted({r.path for r in refs}):
         with FileSystems.open(path) as handle:
