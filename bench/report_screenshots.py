@@ -1,7 +1,7 @@
 """Screenshots of a report, taken in headless Chromium: the overview and one song page with a word
 highlighted mid-song.
 
-    python bench/report_screenshots.py OUT [--song ID] [--at SECONDS] [--dest bench/results]
+    python bench/report_screenshots.py OUT [--song ID] [--at SECONDS] [--only overview|song] [--dest bench/results]
 
 Builds `OUT/report` first when it is missing. Writes `report_overview.png` and `report_song.png`.
 """
@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--song", default="", help="song id for the song page (default: the first page's)")
     parser.add_argument("--at", type=float, default=None, help="playback position shown (default: mid-song word)")
     parser.add_argument("--dest", default=os.path.join(os.path.dirname(__file__), "results"))
+    parser.add_argument("--only", choices=("overview", "song"), default=None, help="take one of the two")
     args = parser.parse_args()
     report = os.path.join(args.output, "report")
     if not os.path.exists(os.path.join(report, "index.html")):
@@ -33,9 +34,15 @@ def main() -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=shutil.which("chromium"))
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto("file://" + os.path.abspath(os.path.join(report, "index.html")))
-        page.wait_for_load_state("load")
-        page.screenshot(path=os.path.join(args.dest, "report_overview.png"), full_page=True)
+        at = None
+        if args.only != "song":
+            page.goto("file://" + os.path.abspath(os.path.join(report, "index.html")))
+            page.wait_for_load_state("load")
+            page.screenshot(path=os.path.join(args.dest, "report_overview.png"), full_page=True)
+        if args.only == "overview":
+            browser.close()
+            print(f"wrote {args.dest}/report_overview.png")
+            return
         page.goto("file://" + os.path.abspath(song_page))
         page.wait_for_function("document.getElementById('player').readyState >= 1")
         at = args.at

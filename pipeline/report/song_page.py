@@ -89,17 +89,24 @@ def _word_span(index: int, word: dict) -> str:
     return f'<span class="{" ".join(classes)}" data-i="{index}"{times} title="{esc(tip)}">{esc(word["text"])}</span>'
 
 
-def lyrics_html(words: list[dict]) -> str:
-    """Words grouped into their lines, each word a clickable span carrying its times."""
+def lyrics_html(words: list[dict], line_stanzas: list = ()) -> str:
+    """Words grouped into their lines (a gap before each new stanza, where `line_stanzas` gives
+    each line's), each word a clickable span carrying its times."""
     if not words:
         return '<p class="muted">No lyrics: nothing to highlight.</p>'
     lines, current = [], None
     for index, word in enumerate(words):
         if current is None or word["line"] != current:
-            lines.append([])
+            lines.append((word["line"], []))
             current = word["line"]
-        lines[-1].append(_word_span(index, word))
-    return "\n".join(f'<p class="line">{" ".join(spans)}</p>' for spans in lines)
+        lines[-1][1].append(_word_span(index, word))
+    out, stanza = [], None
+    for line, spans in lines:
+        this = line_stanzas[line] if 0 <= line < len(line_stanzas) else None
+        opens = stanza is not None and this != stanza
+        stanza = this
+        out.append(f'<p class="line{" stanza" if opens else ""}">{" ".join(spans)}</p>')
+    return "\n".join(out)
 
 
 def boundaries_svg(duration: float, words: list[dict]) -> str:
@@ -193,6 +200,6 @@ def render_song_page(row: dict, name: str, f0: Optional[np.ndarray]) -> str:
 <span class="w low">low confidence (&lt; {LOW_CONFIDENCE})</span> {low}
 <span class="w unaligned">not aligned</span> {unaligned}</p>
 <div id="lyrics" class="lyrics">
-{lyrics_html(words)}
+{lyrics_html(words, [line.get("parent") for line in row.get("lines") or []])}
 </div>"""
     return page(title, body, "../", scripts=("karaoke.js",))
