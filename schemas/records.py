@@ -137,6 +137,10 @@ class Song:
     # Filled by clean (quality metrics) and the quality / near-dedup stages.
     clip_fraction: float = 0.0
     bandwidth_hz: float = 0.0
+    loudness_lufs: Optional[float] = None  # integrated loudness of the source (BS.1770-4); None: too quiet
+    loudness_range_lu: Optional[float] = None  # EBU Tech 3342 loudness range
+    true_peak_dbtp: Optional[float] = None
+    stored_gain_db: float = 0.0  # applied to the stored audio (audio.normalize_lufs); 0: as decoded
     vocal_activity: float = -1.0  # p90 of Silero VAD speech probability; -1 = not measured
     lyrics_language: str = ""
     lyrics_language_confidence: float = 0.0

@@ -77,3 +77,26 @@ def test_normalising_never_lifts_the_true_peak_over_the_ceiling():
     assert normalization_gain_db(quiet, -14.0, max_true_peak_dbtp=-1.0) == pytest.approx(16.0, abs=0.1)
     peaky = measure_loudness(np.concatenate([sine(-30.0, 5.0), sine(-2.0, 0.05)]), RATE)
     assert normalization_gain_db(peaky, -14.0, max_true_peak_dbtp=-1.0) == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("target", [-20.0, -30.0])
+def test_clean_measures_the_source_and_normalises_the_stored_audio(target):
+    import io
+
+    import soundfile as sf
+
+    from lyricbeam.schemas.records import Song
+    from lyricbeam.transforms.audio.clean import CleanConfig, clean_song
+    from lyricbeam.transforms.storage.rows import song_flac_bytes
+
+    data = (SHARED / "jamendo" / "audio" / "Veränderung_-_doromusis.mp3").read_bytes()
+    plain = clean_song(Song("v", "musicnet", "v.csv"), data, CleanConfig())
+    assert plain.stored_gain_db == 0.0 and -30 < plain.loudness_lufs < -5 and plain.loudness_range_lu > 1
+    song = clean_song(Song("v", "musicnet", "v.csv"), data, CleanConfig(normalize_lufs=target))
+    assert (song.loudness_lufs, song.true_peak_dbtp) == (plain.loudness_lufs, plain.true_peak_dbtp)  # the source's
+    stored, rate = sf.read(io.BytesIO(song_flac_bytes(song)))
+    measured = measure_loudness(stored, rate)
+    assert np.abs(stored).max() < 1.0  # never clipped
+    if song.stored_gain_db < 0 or measured.true_peak_dbtp < -1.5:  # not held back by the true-peak ceiling
+        assert measured.integrated_lufs == pytest.approx(target, abs=0.3)
+    assert measured.true_peak_dbtp <= -0.5

@@ -10,6 +10,7 @@ import hashlib
 import io
 import re
 import unicodedata
+from typing import Optional
 
 import numpy as np
 import soundfile as sf
@@ -17,6 +18,7 @@ import soundfile as sf
 from lyricbeam.schemas.records import AnnotationEvent, Song
 from lyricbeam.transforms.storage.audio_store import AudioFileWriter, audio_file_path, read_sidecar
 from lyricbeam.transforms.quality import CLIP_MIN_RUN, Verdict, bandwidth_hz, count_pinned_runs
+from lyricbeam.transforms.audio.loudness import Loudness, LoudnessMeter, normalization_gain_db
 from lyricbeam.transforms.rejects import RejectError, RejectingDoFn
 
 
@@ -28,6 +30,8 @@ class CleanConfig:
     silence_dbfs: float = -60.0
     times_tolerance_s: float = 0.5
     max_file_bytes: int = 2 * 1024**3
+    # Stored audio brought to this integrated loudness (LUFS), never past -1 dBTP; None: as decoded.
+    normalize_lufs: Optional[float] = None
 
 
 UNSUPPORTED_CONTAINERS = {b"ftyp": "mp4/m4a", b"\x30\x26\xb2\x75": "asf/wma", b"#!AM": "amr", b"\x1a\x45\xdf\xa3": "matroska/webm"}
@@ -212,6 +216,8 @@ class DecodedAudio:
     digest: str
     clip_fraction: float
     bandwidth_hz: float
+    loudness: Loudness = Loudness(None, None, None)  # of the source
+    stored_loudness: Loudness = Loudness(None, None, None)  # of the mono target-rate signal
 
 
 BLOCK_SECONDS = 30
@@ -259,12 +265,16 @@ def decode_streaming(source, config: CleanConfig, sink=None) -> DecodedAudio:
             picked: list[np.ndarray] = []
             resampler = soxr.ResampleStream(rate, config.sample_rate, 1, dtype="float32", quality="HQ") \
                 if rate != config.sample_rate else None
+            # The song's loudness on the source (its rate and channels); the stored signal's own,
+            # for normalising it.
+            source_meter, stored_meter = LoudnessMeter(rate, channels), LoudnessMeter(config.sample_rate, 1)
             out: list[np.ndarray] = []
             pinned_run, clipped, position, produced, energy = 0, 0, 0, 0, 0.0
             for chunk in audio.blocks(blocksize=block, dtype="float32", always_2d=True):
                 pcm = np.clip(np.round(chunk * 32768.0), -32768, 32767).astype("<i2")
                 digest.update(np.ascontiguousarray(pcm).tobytes())
                 pinned_run, clipped = count_pinned_runs(np.abs(chunk).max(axis=1), peak, pinned_run, clipped)
+                source_meter.add(chunk)
                 mono_source = chunk.mean(axis=1, dtype=np.float64).astype(np.float32)
                 # Copies, so the slices do not keep every block's samples alive.
                 picked += [mono_source[max(a, position) - position: min(b, position + len(chunk)) - position].copy()
@@ -274,6 +284,7 @@ def decode_streaming(source, config: CleanConfig, sink=None) -> DecodedAudio:
                 mono = resampler.resample_chunk(mono_source, last=last) if resampler else mono_source
                 produced += len(mono)
                 energy += float(np.square(mono, dtype=np.float64).sum())
+                stored_meter.add(mono)
                 if sink is not None:
                     sink.write(mono)
                 else:
@@ -289,7 +300,8 @@ def decode_streaming(source, config: CleanConfig, sink=None) -> DecodedAudio:
         np.concatenate(out) if out else np.zeros(0, np.float32), dtype=np.float32)
     bandwidth = bandwidth_hz(np.concatenate(picked), rate) if picked else 0.0
     rms = float(np.sqrt(energy / produced)) if produced else 0.0
-    return DecodedAudio(mono, produced, rms, rate, channels, fmt, digest.hexdigest(), clipped / seen, bandwidth)
+    return DecodedAudio(mono, produced, rms, rate, channels, fmt, digest.hexdigest(), clipped / seen, bandwidth,
+                        source_meter.result(), stored_meter.result())
 
 
 def _bandwidth_slices(frames: int, rate: int, max_seconds: float = 60.0) -> list[tuple[int, int]]:
@@ -304,7 +316,11 @@ def decoded_fields(decoded: DecodedAudio) -> dict:
     """What decoding measured, as JSON-able fields (the audio-store sidecar keeps them)."""
     return {"samples": decoded.samples, "rms": decoded.rms, "source_sample_rate": decoded.rate,
             "source_channels": decoded.channels, "source_format": decoded.fmt, "pcm_sha256": decoded.digest,
-            "clip_fraction": decoded.clip_fraction, "bandwidth_hz": decoded.bandwidth_hz}
+            "clip_fraction": decoded.clip_fraction, "bandwidth_hz": decoded.bandwidth_hz,
+            "loudness_lufs": decoded.loudness.integrated_lufs, "loudness_range_lu": decoded.loudness.range_lu,
+            "true_peak_dbtp": decoded.loudness.true_peak_dbtp,
+            "stored_loudness": [decoded.stored_loudness.integrated_lufs, decoded.stored_loudness.range_lu,
+                                decoded.stored_loudness.true_peak_dbtp]}
 
 
 def clean_song(song: Song, audio, config: CleanConfig, sink=None) -> Song:
@@ -336,7 +352,11 @@ def clean_decoded(song: Song, fields: dict, config: CleanConfig) -> Song:
         source_sample_rate=fields["source_sample_rate"], source_channels=fields["source_channels"],
         source_format=fields["source_format"], pcm_sha256=fields["pcm_sha256"], words=words, lines=lines,
         paragraphs=paragraphs, notes=notes, text=text, text_original=text_original,
-        clip_fraction=fields["clip_fraction"], bandwidth_hz=fields["bandwidth_hz"])
+        clip_fraction=fields["clip_fraction"], bandwidth_hz=fields["bandwidth_hz"],
+        loudness_lufs=fields["loudness_lufs"], loudness_range_lu=fields["loudness_range_lu"],
+        true_peak_dbtp=fields["true_peak_dbtp"],
+        stored_gain_db=(normalization_gain_db(Loudness(*fields["stored_loudness"]), config.normalize_lufs)
+                        if config.normalize_lufs is not None else 0.0))
 
 
 def read_bytes(path: str, limit: int) -> bytes:
@@ -384,7 +404,7 @@ class CleanSong(RejectingDoFn):
             if self.work_dir:
                 stored = audio_file_path(self.work_dir, song, size, self.config)
                 fields = read_sidecar(stored)
-                if fields is not None:
+                if fields is not None and "stored_loudness" in fields:  # older work files lack loudness
                     self._reused.inc()
                     return clean_decoded(song.replace(audio_file=stored), fields, self.config)
             handle = FileSystems.open(song.audio_path, compression_type="uncompressed")

@@ -35,12 +35,19 @@ def flac_bytes(y: np.ndarray, sr: int) -> bytes:
     return buffer.getvalue()
 
 
+def stored_gain(song: Song) -> float:
+    """Linear gain of the stored audio (`Song.stored_gain_db`; 1.0 unless normalised)."""
+    return 10 ** (song.stored_gain_db / 20) if song.stored_gain_db else 1.0
+
+
 def song_flac_bytes(song: Song, block_seconds: int = 60) -> bytes:
-    """Encode a song's whole audio as 16-bit FLAC, reading it block by block."""
+    """Encode a song's whole audio as 16-bit FLAC, reading it block by block (with its
+    `stored_gain_db`)."""
     buffer = io.BytesIO()
+    gain = stored_gain(song)
     with sf.SoundFile(buffer, "w", song.sample_rate, 1, format="FLAC", subtype="PCM_16") as out:
         for _, block in song_blocks(song, block_seconds * song.sample_rate):
-            out.write(np.clip(block, -1.0, 1.0))
+            out.write(np.clip(block * gain, -1.0, 1.0))
     return buffer.getvalue()
 
 
@@ -90,6 +97,8 @@ def song_row(song: Song, input_roots: tuple[str, ...] = ()) -> dict:
         "source_format": song.source_format, "pcm_sha256": song.pcm_sha256,
         "version_group": song.version_group or f"{song.source}:{song.song_id}",
         "clip_fraction": song.clip_fraction, "bandwidth_hz": song.bandwidth_hz,
+        "loudness_lufs": song.loudness_lufs, "loudness_range_lu": song.loudness_range_lu,
+        "true_peak_dbtp": song.true_peak_dbtp, "stored_gain_db": song.stored_gain_db,
         "vocal_activity": song.vocal_activity, "lyrics_language": song.lyrics_language, "text": song.text,
         "text_original": song.text_original,
         "lyrics_source": song.lyrics_source or ("annotation" if song.source in LYRICS_SOURCES else ""),
@@ -181,7 +190,7 @@ def segment_rows(song: Song, config: SegmentConfig = SegmentConfig()) -> list[di
             "segment_index": index, "source": song.source, "split": song.split, "title": song.title,
             "artist": song.artist, "language": song.language, "licence": song.licence,
             "version_group": song.version_group or f"{song.source}:{song.song_id}", "start": start, "end": end,
-            "audio": {"bytes": flac_bytes(clip, sr), "path": f"{song.song_id}_{index:04d}.flac"},
+            "audio": {"bytes": flac_bytes(clip * stored_gain(song), sr), "path": f"{song.song_id}_{index:04d}.flac"},
             "sample_rate": sr, "duration": len(clip) / sr, "text": text, "text_original": text_original,
             "segment_words": [{"text": w.text, "start": _time(w.start - start), "end": _time(w.end - start)}
                               for w in words],
