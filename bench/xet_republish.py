@@ -9,8 +9,8 @@ drawn at random, so the new rows land in every shard), and pushes each output's 
 (`lyricbeam publish`'s file list) with the real Xet client, `hf_xet`, to a local content-addressed
 store (`local://` endpoint: the client's own chunking, deduplication and xorb upload, no network).
 The second push runs against the store the first one filled: what it sends is what a re-publish
-sends. The controls rewrite every shard of both outputs (same rows, same row groups) with other
-writer options and push them to fresh stores.
+sends. The controls rewrite every shard of both outputs (same rows) with row groups cut by bytes
+alone and other page options, and push them to fresh stores.
 """
 from __future__ import annotations
 
@@ -104,24 +104,29 @@ def push(files, store: str) -> dict:
 
 WRITERS = {
     "lyricbeam": None,  # the shards as the pipeline wrote them (row_files.write_table)
-    "parquet_cdc": {"use_content_defined_chunking": True},
-    "pyarrow_default_pages": {},
+    # The same shards rewritten with row groups cut by bytes alone (several songs each), as a
+    # writer that does not group by song would: with Parquet's content-defined chunking, and
+    # with pyarrow's default pages.
+    "bytes_row_groups_parquet_cdc": {"use_content_defined_chunking": True},
+    "bytes_row_groups_default_pages": {},
 }
 
 
-def rewritten(output: str, copy: str, options: dict) -> None:
-    """`output` with every shard rewritten with the writer `options` (same rows, same row groups)."""
+def rewritten(output: str, copy: str, options: dict, max_row_group_bytes: int = 100 * 1024 * 1024) -> None:
+    """`output` with every shard rewritten: row groups of up to `max_row_group_bytes` whatever
+    songs they hold, and the writer `options`."""
+    from lyricbeam.transforms.storage.row_files import row_group_bounds
+
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(output, copy, ignore=shutil.ignore_patterns(".work", "report"))
     for folder, _, names in os.walk(os.path.join(copy, "data")):
         for name in names:
             path = os.path.join(folder, name)
-            parquet = pq.ParquetFile(path)
-            with pq.ParquetWriter(path + ".tmp", parquet.schema_arrow, compression="zstd", use_dictionary=False,
+            table = pq.read_table(path)
+            with pq.ParquetWriter(path + ".tmp", table.schema, compression="zstd", use_dictionary=False,
                                   write_page_index=True, **options) as writer:
-                for group in range(parquet.num_row_groups):
-                    table = parquet.read_row_group(group)
-                    writer.write_table(table, row_group_size=max(1, table.num_rows))
+                for start, stop in row_group_bounds(table, max_row_group_bytes):
+                    writer.write_table(table.slice(start, stop - start), row_group_size=max(1, stop - start))
             os.replace(path + ".tmp", path)
 
 
@@ -135,6 +140,7 @@ def main() -> None:
     parser.add_argument("--max-shard-bytes", type=int, default=16_000_000,
                         help="small, so a small corpus spreads over several shards as a large one does")
     parser.add_argument("--work", default="/tmp/xet_republish")
+    parser.add_argument("--reuse", action="store_true", help="keep the outputs an earlier run made; push again")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     ids = random.Random(0).sample(range(10000, 99999), args.songs + args.added)
@@ -148,8 +154,9 @@ def main() -> None:
     outputs = {}
     for name, song_ids in (("first", first_ids), ("added", all_ids)):
         corpus, output = os.path.join(args.work, f"corpus_{name}"), os.path.join(args.work, f"out_{name}")
-        make_corpus(corpus, song_ids, args.seconds)
-        run_pipeline(corpus, output, config_path)
+        if not (args.reuse and os.path.exists(os.path.join(output, "stats.json"))):
+            make_corpus(corpus, song_ids, args.seconds)
+            run_pipeline(corpus, output, config_path)
         outputs[name] = output
     result = {"songs": args.songs, "added": args.added, "seconds_per_song": args.seconds,
               "max_shard_bytes": args.max_shard_bytes}
