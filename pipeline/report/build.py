@@ -26,7 +26,7 @@ DEFAULT_MAX_SONGS = 200
 MARKER = "report.json"  # written last; its presence says a folder is a report we may replace
 PAGE_COLUMNS = ["song_id", "source", "split", "title", "artist", "language", "duration", "audio", "mel", "n_mels",
                 "mel_hop_seconds", "f0_hz", "f0_hop_seconds", "tempo_bpm", "vocal_activity", "words", "lines",
-                "notes", "alignment", "sample_rate"]
+                "notes", "alignment", "sample_rate", "loudness_lufs", "lyrics_source"]
 
 
 class ReportError(Exception):

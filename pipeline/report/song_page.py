@@ -161,7 +161,8 @@ def _facts(row: dict, words_from: str) -> str:
     facts = [("id", row["song_id"]), ("source", row["source"]), ("split", row["split"]),
              ("language", row["language"]), ("duration", f'{number(row["duration"], 1)} s'),
              ("tempo", f'{number(row.get("tempo_bpm"), 1)} BPM'), ("vocal activity", number(row.get("vocal_activity"))),
-             ("word times from", words_from)]
+             ("loudness", f'{number(row.get("loudness_lufs"), 1)} LUFS'),
+             ("lyrics from", row.get("lyrics_source") or "none"), ("word times from", words_from)]
     if alignment:
         facts += [("line placement", alignment.get("line_placement")),
                   ("mean confidence", number(alignment.get("mean_confidence"))),
