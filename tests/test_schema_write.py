@@ -65,9 +65,9 @@ def test_rows_to_table_round_trip(tmp_path):
 def test_shard_naming_and_count():
     assert shard_name("train", 3, 12) == "train-00003-of-00012.parquet"
     assert re.fullmatch(r"(train|validation|test)-\d{5}-of-\d{5}\.parquet", shard_name("test", 0, 1))
-    assert shard_count((10_000, 100), 1_000) == 10
-    assert shard_count((10_000, 3), 1_000) == 3
-    assert shard_count((0, 0), 1_000) == 1
+    assert shard_count(10_000, 100, 1_000) == 10
+    assert shard_count(10_000, 3, 1_000) == 3  # never more shards than songs
+    assert shard_count(0, 0, 1_000) == 1
 
 
 def test_row_groups_are_sized_by_bytes_with_a_page_index(tmp_path):
@@ -149,3 +149,22 @@ def test_a_songs_pages_are_the_same_bytes_whatever_rows_surround_it(tmp_path):
     assert set(old) < set(new)
     assert all(old[key] == new[key] for key in old)  # every page of a, b and c unchanged
     assert pq.read_table(after).equals(table(["a", "b", "new", "c"]))
+
+
+def test_an_empty_shard_has_no_row_group_and_every_reader_takes_it(tmp_path):
+    """Songs are hashed to shards, so a shard may get none; `datasets` refuses a row group of 0 rows."""
+    import datasets
+    import polars as pl
+    import pyarrow as pa
+
+    from lyricbeam.transforms.storage.row_files import write_table
+
+    folder = tmp_path / "data" / "songs"
+    folder.mkdir(parents=True)
+    table = pa.table({"song_id": ["a", "a", "b"], "x": [1.0, 2.0, 3.0]})
+    write_table(table, str(folder / "train-00000-of-00002.parquet"))
+    write_table(table.slice(0, 0), str(folder / "train-00001-of-00002.parquet"))
+    assert pq.ParquetFile(folder / "train-00000-of-00002.parquet").metadata.num_row_groups == 2  # a, b
+    assert pq.ParquetFile(folder / "train-00001-of-00002.parquet").metadata.num_row_groups == 0
+    assert datasets.load_dataset("parquet", data_files={"train": str(folder / "*.parquet")})["train"].num_rows == 3
+    assert pl.scan_parquet(str(folder / "*.parquet")).collect().height == 3

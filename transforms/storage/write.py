@@ -3,8 +3,9 @@
 Rows arrive as references to the per-song files `ToRows` wrote (`row_files`), so
 only small records cross the shuffles and a shard writer holds one shard's rows. Shard
 counts come from each (config, split)'s estimated size so no shard grows past
-`max_shard_bytes`; a row's shard is a hash of its song's id (a song's rows stay together),
-and rows are sorted by song and id inside a shard, so output does not depend on bundle order. Each shard is written under a hidden
+`max_shard_bytes` (never more shards than songs); songs, ordered by a hash of their ids, are
+dealt to the shards in turn (a song's rows stay together, no shard is empty), and rows are sorted
+by song and id inside a shard, so output does not depend on bundle order. Each shard is written under a hidden
 name and renamed into place, so no partial shard is ever visible under `data/`.
 """
 from __future__ import annotations
@@ -27,33 +28,34 @@ def shard_name(split: str, shard: int, count: int) -> str:
 
 
 class _KeyByShard(beam.DoFn):
-    def __init__(self, max_shard_bytes: int):
-        self.max_shard_bytes = max_shard_bytes
-
-    def process(self, ref: RowRef, totals: dict):
-        count = shard_count(totals[(ref.config, ref.split)], self.max_shard_bytes)
+    def process(self, ref: RowRef, plans: dict):
+        count, positions = plans[(ref.config, ref.split)]
         # By song, not by row: a song's segments stay together in one shard (and one row group).
-        key = ref.song_key or ref.row_id
-        shard = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big") % count
-        yield (ref.config, ref.split, shard, count), ref
+        yield (ref.config, ref.split, positions[_song(ref)] % count, count), ref
 
 
-def shard_count(total: tuple[int, int], max_shard_bytes: int) -> int:
-    """Shards for a split of `(bytes, rows)`: enough to bound size, never more than rows."""
-    size, rows = total
-    return max(1, min(rows, math.ceil(size / max_shard_bytes)))
+def _song(ref: RowRef) -> str:
+    return ref.song_key or ref.row_id
 
 
-def _sum_pairs(pairs) -> tuple[int, int]:
-    size, rows = 0, 0
-    for a, b in pairs:
-        size, rows = size + a, rows + b
-    return size, rows
+def shard_count(size: int, songs: int, max_shard_bytes: int) -> int:
+    """Shards for a split of `size` bytes and `songs` songs: enough to bound size, never more than songs."""
+    return max(1, min(songs, math.ceil(size / max_shard_bytes)))
 
 
-def _all_shards(element, max_shard_bytes: int):
-    (config, split), total = element
-    count = shard_count(total, max_shard_bytes)
+def shard_plan(element, max_shard_bytes: int):
+    """`((config, split), (shard count, {song: position}))`: songs in the order of their ids' hashes,
+    dealt to shards in turn, so every shard gets songs (none is left empty) and the order does
+    not depend on the input's."""
+    key, grouped = element
+    sizes, songs = grouped["bytes"], grouped["songs"]
+    ordered = sorted(set(songs), key=lambda s: (hashlib.sha1(s.encode()).digest(), s))
+    count = shard_count(sum(sizes), len(ordered), max_shard_bytes)
+    yield key, (count, {song: i for i, song in enumerate(ordered)})
+
+
+def _all_shards(element):
+    (config, split), (count, _) = element
     for shard in range(count):
         yield (config, split, shard, count), None
 
@@ -97,11 +99,17 @@ class WriteShardedParquet(beam.PTransform):
         self.max_shard_bytes = max_shard_bytes
 
     def expand(self, refs):
-        totals = (refs
-                  | "EstimateBytes" >> beam.Map(lambda r: ((r.config, r.split), (r.est_bytes, 1)))
-                  | "BytesPerSplit" >> beam.CombinePerKey(_sum_pairs))
-        keyed = refs | "KeyByShard" >> beam.ParDo(_KeyByShard(self.max_shard_bytes), beam.pvalue.AsDict(totals))
-        every_shard = totals | "EveryShard" >> beam.FlatMap(_all_shards, self.max_shard_bytes)
+        sizes = (refs
+                 | "EstimateBytes" >> beam.Map(lambda r: ((r.config, r.split), r.est_bytes))
+                 | "BytesPerSplit" >> beam.CombinePerKey(sum))
+        songs = (refs
+                 | "SongOfRow" >> beam.Map(lambda r: ((r.config, r.split), _song(r)))
+                 | "Songs" >> beam.Distinct())
+        plans = ({"bytes": sizes, "songs": songs}
+                 | "PerSplit" >> beam.CoGroupByKey()
+                 | "ShardPlan" >> beam.FlatMap(shard_plan, self.max_shard_bytes))
+        keyed = refs | "KeyByShard" >> beam.ParDo(_KeyByShard(), beam.pvalue.AsDict(plans))
+        every_shard = plans | "EveryShard" >> beam.FlatMap(_all_shards)
         return ((keyed, every_shard)
                 | "WithEmptyShards" >> beam.Flatten()
                 | "GroupByShard" >> beam.GroupByKey()
