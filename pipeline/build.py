@@ -108,7 +108,7 @@ class BuildDataset(beam.PTransform):
             ToRows(cfg.segments, rows_dir, digest, roots)).with_outputs(REJECTS, main="rows")
         all_rows = (rows.rows, todo.cached) | "WithCachedRows" >> beam.Flatten()
         shards = all_rows | "Write" >> WriteShardedParquet(
-            self.output_dir, cfg.audio.sample_rate, cfg.write.max_shard_bytes)
+            self.output_dir, cfg.audio.sample_rate, cfg.write.max_shard_bytes, cfg.write.max_row_group_bytes)
         discovered_rejects = pbegin | "DiscoveryRejects" >> beam.Create(self.discovery_rejects)
         rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, heard.rejects, aligned.rejects, matched.rejects,
                     *near_rejects,

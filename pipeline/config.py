@@ -40,6 +40,9 @@ class SplitConfig:
 @dataclasses.dataclass(frozen=True)
 class WriteConfig:
     max_shard_bytes: int = 256 * 1024 * 1024
+    # A row group holds one song's rows, split where they pass this (the Hub's viewer reads row
+    # groups of up to ~286 MiB; Hugging Face datasets writes 100 MB).
+    max_row_group_bytes: int = 100 * 1000 * 1000
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,8 @@ def jamendo_dataset(shared, tmp_path_factory):
     config.write_text(yaml.safe_dump({
         "inputs": {"dali_dir": str(base / "dali")},
         "split": {"fractions": [1.0, 0.0, 0.0]},
-        "write": {"max_shard_bytes": 2_000_000},
+        # Small row groups, so the 4 songs' segments make enough units to spread over ranks and workers.
+        "write": {"max_shard_bytes": 2_000_000, "max_row_group_bytes": 1_000_000},
     }))
     out = base / "out"
     assert main(["run", "--config", str(config), "--output", str(out)]) == 0

@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from lyricbeam.schemas.arrow import schema_for
-from lyricbeam.transforms.storage.row_files import RowRef, write_table
+from lyricbeam.transforms.storage.row_files import MAX_ROW_GROUP_BYTES, RowRef, write_table
 
 def shard_name(split: str, shard: int, count: int) -> str:
     return f"{split}-{shard:05d}-of-{count:05d}.parquet"
@@ -74,16 +74,17 @@ def gather_rows(config: str, refs: list[RowRef], sample_rate: int) -> pa.Table:
 
 
 class _WriteShard(beam.DoFn):
-    def __init__(self, output_dir: str, sample_rate: int):
+    def __init__(self, output_dir: str, sample_rate: int, max_row_group_bytes: int = MAX_ROW_GROUP_BYTES):
         self.output_dir = output_dir.rstrip("/")
         self.sample_rate = sample_rate
+        self.max_row_group_bytes = max_row_group_bytes
         self._rows = Metrics.counter("write", "out")
 
     def process(self, element) -> Iterable[dict]:
         (config, split, shard, count), refs = element
         table = gather_rows(config, [r for r in refs if r is not None], self.sample_rate)
         path = f"{self.output_dir}/data/{config}/{shard_name(split, shard, count)}"
-        size = write_table(table, path)
+        size = write_table(table, path, self.max_row_group_bytes)
         self._rows.inc(table.num_rows)
         yield {"config": config, "split": split, "shard": shard, "num_shards": count,
                "num_rows": table.num_rows, "num_bytes": size, "path": path}
@@ -92,11 +93,13 @@ class _WriteShard(beam.DoFn):
 class WriteShardedParquet(beam.PTransform):
     """`RowRef`s -> Parquet shards; outputs one record per shard written."""
 
-    def __init__(self, output_dir: str, sample_rate: int, max_shard_bytes: int = 256 * 1024**2):
+    def __init__(self, output_dir: str, sample_rate: int, max_shard_bytes: int = 256 * 1024**2,
+                 max_row_group_bytes: int = MAX_ROW_GROUP_BYTES):
         super().__init__()
         self.output_dir = output_dir
         self.sample_rate = sample_rate
         self.max_shard_bytes = max_shard_bytes
+        self.max_row_group_bytes = max_row_group_bytes
 
     def expand(self, refs):
         sizes = (refs
@@ -113,4 +116,4 @@ class WriteShardedParquet(beam.PTransform):
         return ((keyed, every_shard)
                 | "WithEmptyShards" >> beam.Flatten()
                 | "GroupByShard" >> beam.GroupByKey()
-                | "WriteShard" >> beam.ParDo(_WriteShard(self.output_dir, self.sample_rate)))
+                | "WriteShard" >> beam.ParDo(_WriteShard(self.output_dir, self.sample_rate, self.max_row_group_bytes)))
