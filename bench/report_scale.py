@@ -88,7 +88,8 @@ def main() -> None:
         started = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(1) as pool:
             written = pool.apply(make_output, (args.source, args.work, args.songs))
-        print(f"made {args.songs} songs, {written / 1e9:.2f} GB of shards in {time.perf_counter() - started:.0f} s")
+        print(f"made {args.songs} songs, {written / 1e9:.2f} GB of shards in {time.perf_counter() - started:.0f} s",
+              file=sys.stderr)
     data_bytes = sum(e.stat().st_size for e in os.scandir(os.path.join(args.work, "data", "songs")))
     command = [sys.executable, "-m", "lyricbeam.pipeline.cli", "report", args.work, "--max-songs", str(args.max_songs)]
     started = time.perf_counter()
