@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -27,15 +26,9 @@ from lyricbeam.pipeline.eval_alignment import onset_metrics, read_song
 from lyricbeam.pipeline.jamendo import LYRICS_MODES, song_names, to_audio_folder
 from lyricbeam.transforms.alignment.transcribe import word_error_rate
 
+from measure import cpu_model  # noqa: E402  (bench/ is the script's own folder)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            return next(l.split(":", 1)[1].strip() for l in handle if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def run_mode(jamendo: str, work: str, mode: str) -> dict:

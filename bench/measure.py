@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 import time
@@ -26,3 +27,12 @@ def run_measured(command: list[str], cwd: str) -> dict:
     wall = time.perf_counter() - start
     usage = json.loads(done.stdout.strip().splitlines()[-1])
     return {"wall_s": wall, "cpu_s": usage["cpu_s"], "peak_rss_mib": usage["maxrss_kib"] / 1024}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (every figure says which CPU it came from)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            return next(l.split(":", 1)[1].strip() for l in handle if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()

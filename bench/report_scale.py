@@ -14,7 +14,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lyricbeam.transforms.storage.row_files import write_table
+
+from measure import cpu_model  # noqa: E402  (bench/ is the script's own folder)
 
 SONGS_PER_SHARD = 500
 
@@ -49,14 +50,6 @@ def make_output(source: str, work: str, songs: int) -> int:
                                  pa.array(ids))
         written += write_table(table, os.path.join(work, "data", "songs", f"train-{shard:05d}-of-{shards:05d}.parquet"))
     return written
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            return next(l.split(":", 1)[1].strip() for l in handle if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def browser_seconds(index_html: str) -> dict:
