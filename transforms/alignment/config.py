@@ -41,6 +41,9 @@ class AlignTuning:
     # suspect threshold (bench/results/align_robustness_merged.txt), so it is off.
     merge_transcripts: bool = False
     spread_held_vowels: bool = True  # lines of bare vowels spread over their time: Whisper cannot tell one vowel from the next
+    # Unanchored lines that repeat lines placed elsewhere move where that audio's chroma recurs,
+    # when it matches there by this much more mean cosine similarity (0 or less: never).
+    repeat_min_gain: float = 0.1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -102,8 +102,10 @@ def sampled_lyrics_match(read: Callable, duration: float, words: list[AlignedWor
 
 def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list[list[str]], anchors: dict[int, float],
                             onsets: list[float], duration: float, config: AlignConfig,
-                            reach_s: Optional[float] = None, encodings: Optional["WindowEncodings"] = None) -> list[float]:
-    """`onsets` with the lines no transcript word anchored placed by the aligner itself.
+                            reach_s: Optional[float] = None, encodings: Optional["WindowEncodings"] = None,
+                            only_lines=None) -> list[float]:
+    """`onsets` with the lines no transcript word anchored placed by the aligner itself
+    (with `only_lines`, a set of line indices: in the stretches that hold one of them).
 
     Such lines lie between the last anchored word before them and the first after. The
     stretch's words — from that last anchored word, which starts the window — are aligned
@@ -123,6 +125,8 @@ def search_unanchored_lines(aligner: WhisperAligner, read: Callable, lines: list
     flat = [w for line in lines for w in line]
     placed_onsets = list(onsets)
     for first_line, last_line, after, before in unanchored_stretches(counts, anchors, duration):
+        if only_lines is not None and not any(first_line <= line <= last_line for line in only_lines):
+            continue
         if before - after < 0.5:
             continue
         earlier = [k for k in anchors if k < firsts[first_line]]
@@ -285,7 +289,8 @@ def placed_from_transcripts(read: Callable, duration: float, lines: list[list[st
                             transcripts: list, encodings: Optional["WindowEncodings"]) -> TranscriptPlacement:
     """Lines placed from the anchors of `transcripts` ((words, model) pairs; `line_placement.place_lines`),
     then the aligner's search for unanchored lines, and the words aligned in windows at those lines."""
-    from lyricbeam.transforms.alignment.line_placement import place_lines
+    from lyricbeam.transforms.alignment.line_placement import line_onsets_from_anchors, place_lines, unanchored_stretches
+    from lyricbeam.transforms.alignment.repeated_lines import block_anchors, block_moves, respaced_repetitions
 
     flat = [w for line in lines for w in line]
     heard, transcript_model = transcripts[0]
@@ -305,6 +310,19 @@ def placed_from_transcripts(read: Callable, duration: float, lines: list[list[st
                                   other_transcripts=[words for words, _ in transcripts[1:]])
     onsets = search_unanchored_lines(placer, read, lines, anchors, onsets, duration, config,
                                      encodings=placer_encodings)
+    if config.tuning.repeat_min_gain > 0:
+        # Repeated lines the search put where their other occurrence's sound is not: each such
+        # block's first word is anchored where that sound recurs, and its stretch searched again.
+        moves = block_moves(read, lines, onsets, anchors, duration, config.tuning.repeat_min_gain)
+        if moves:
+            moved = {line for first, last, _, _ in unanchored_stretches([len(line) for line in lines], anchors, duration)
+                     if any(first <= move.lines[0] <= last for move in moves) for line in range(first, last + 1)}
+            anchors = {**anchors, **block_anchors(lines, moves)}
+            estimates = line_onsets_from_anchors([len(line) for line in lines], anchors, duration)
+            onsets = search_unanchored_lines(placer, read, lines, anchors,
+                                             [estimates[i] if i in moved else x for i, x in enumerate(onsets)],
+                                             duration, config, encodings=placer_encodings, only_lines=moved)
+        onsets = respaced_repetitions(lines, onsets, anchors)
     words = align_with_line_onsets(aligner, read, lines, onsets, config, estimated=True, duration=duration,
                                    encodings=final_encodings)
     return TranscriptPlacement(words, heard, transcript_model, placement_score(words), len(transcripts))
