@@ -18,6 +18,7 @@ from lyricbeam.transforms.audio.clean import CleanSong
 from lyricbeam.transforms.corpus.dedup import ExactDedup
 from lyricbeam.transforms.features.embed import EmbedText
 from lyricbeam.transforms.features.acoustic import ComputeFeatures
+from lyricbeam.transforms.features.describe import DescribeSong
 from lyricbeam.transforms.corpus.near_dedup import AudioNearDedup, ComputeFingerprint, LyricsVersions, groups_json_lines
 from lyricbeam.transforms.quality import LyricsMatchFilter, QualityFilter
 from lyricbeam.transforms.rejects import REJECTS, reject_to_json_line
@@ -98,12 +99,15 @@ class BuildDataset(beam.PTransform):
             distinct = distinct | "LyricsVersions" >> LyricsVersions(cfg.near_dedup)
         split = distinct | "AssignSplit" >> beam.ParDo(AssignSplit(cfg.split.fractions, cfg.split.salt))
         rows_dir = store_dir(self.output_dir, "rows")
-        digest = rows_settings_digest(cfg.audio, cfg.align, cfg.features, cfg.embed, cfg.segments, cfg.inputs)
+        digest = rows_settings_digest(cfg.audio, cfg.align, cfg.features, cfg.describe, cfg.embed, cfg.segments,
+                                      cfg.inputs, cfg.quality)
         todo = split | "UseCachedRows" >> beam.ParDo(UseCachedRows(rows_dir if self.use_cache else "", digest)).with_outputs(
             "cached", main="songs")
         featured = todo.songs | "Features" >> beam.ParDo(
             ComputeFeatures(cfg.features, cfg.audio.sample_rate)).with_outputs(REJECTS, main="songs")
-        embedded = featured.songs | "Embed" >> beam.ParDo(EmbedText(cfg.embed)).with_outputs(REJECTS, main="songs")
+        described = featured.songs | "Describe" >> beam.ParDo(
+            DescribeSong(cfg.describe, cfg.quality.min_vocal_activity)).with_outputs(REJECTS, main="songs")
+        embedded = described.songs | "Embed" >> beam.ParDo(EmbedText(cfg.embed)).with_outputs(REJECTS, main="songs")
         rows = embedded.songs | "ToRows" >> beam.ParDo(
             ToRows(cfg.segments, rows_dir, digest, roots)).with_outputs(REJECTS, main="rows")
         all_rows = (rows.rows, todo.cached) | "WithCachedRows" >> beam.Flatten()
@@ -112,7 +116,7 @@ class BuildDataset(beam.PTransform):
         discovered_rejects = pbegin | "DiscoveryRejects" >> beam.Create(self.discovery_rejects)
         rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, heard.rejects, aligned.rejects, matched.rejects,
                     *near_rejects,
-                    featured.rejects, embedded.rejects, rows.rejects)
+                    featured.rejects, described.rejects, embedded.rejects, rows.rejects)
                    | "AllRejects" >> beam.Flatten())
         (rejects | "RejectsToJson" >> beam.Map(reject_to_json_line, roots)
          | "WriteRejects" >> WriteJsonLines(f"{self.output_dir.rstrip('/')}/rejects/rejects"))

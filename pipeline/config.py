@@ -15,6 +15,7 @@ from lyricbeam.transforms.alignment.config import LINE_TIMES, REUSE_ENCODINGS, A
 from lyricbeam.transforms.audio.clean import CleanConfig
 from lyricbeam.transforms.features.embed import EmbedConfig
 from lyricbeam.transforms.features.acoustic import F0_TRACKERS, FeatureConfig
+from lyricbeam.transforms.features.describe import DescribeConfig
 from lyricbeam.transforms.corpus.near_dedup import NearDedupConfig
 from lyricbeam.transforms.quality import QualityConfig
 from lyricbeam.transforms.storage.rows import SegmentConfig
@@ -63,6 +64,7 @@ class PipelineConfig:
     align: AlignConfig = AlignConfig()
     near_dedup: NearDedupConfig = NearDedupConfig()
     features: FeatureConfig = FeatureConfig()
+    describe: DescribeConfig = DescribeConfig()
     embed: EmbedConfig = EmbedConfig()
     segments: SegmentConfig = SegmentConfig()
     split: SplitConfig = SplitConfig()
@@ -87,7 +89,7 @@ def beam_option_args(options: tuple) -> list[str]:
 SECTIONS = {f.name: f.type for f in dataclasses.fields(PipelineConfig)}
 _SECTION_TYPES = {
     "inputs": InputConfig, "audio": CleanConfig, "quality": QualityConfig, "align": AlignConfig,
-    "near_dedup": NearDedupConfig, "features": FeatureConfig, "embed": EmbedConfig,
+    "near_dedup": NearDedupConfig, "features": FeatureConfig, "describe": DescribeConfig, "embed": EmbedConfig,
     "segments": SegmentConfig, "split": SplitConfig, "write": WriteConfig, "dataset": DatasetConfig,
 }
 PATH_KEYS = {("inputs", "dali_dir"), ("inputs", "dali_audio_dir"), ("inputs", "dali_metadata"),
@@ -160,6 +162,10 @@ def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = No
     config = PipelineConfig(**sections, beam_options=tuple(sorted(beam_options.items())))
     if config.features.f0_tracker not in F0_TRACKERS:
         raise ConfigError(f"features.f0_tracker must be one of {F0_TRACKERS}")
+    from lyricbeam.transforms.features.key import PROFILES
+
+    if config.describe.key_profile not in PROFILES:
+        raise ConfigError(f"describe.key_profile must be one of {sorted(PROFILES)}")
     if config.align.line_times not in LINE_TIMES:
         raise ConfigError(f"align.line_times must be one of {LINE_TIMES}")
     if config.align.reuse_encodings not in REUSE_ENCODINGS:

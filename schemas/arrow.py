@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.4.0"
+SCHEMA_VERSION = "1.5.0"
 SCHEMA_VERSION_KEY = b"lyricbeam.schema_version"
 CONFIG_KEY = b"lyricbeam.config"
 
@@ -51,6 +51,7 @@ ALIGNMENT = pa.struct([
     ("placement_score", pa.float32()),
     ("suspect", pa.bool_()),
 ])
+SECTION = pa.struct([("label", pa.string()), ("start", pa.float64()), ("end", pa.float64())])
 MATRIX = pa.list_(pa.list_(pa.float32()))
 VECTOR = pa.list_(pa.float32())
 
@@ -114,6 +115,16 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "f0_hop_seconds": (pa.float32(), "Hop between f0 frames (s)"),
     "tempo_bpm": (pa.float32(), "Global tempo estimate (BPM)"),
     "beat_times": (VECTOR, "Beat times (s)"),
+    "key": (pa.string(), "Key and mode from chroma and the Temperley key profile (`C major` .. `B minor`, sharps as "
+            "C#, F#, flats as Eb, Ab, Bb); empty: not estimated"),
+    "key_confidence": (pa.float32(), "Best key-profile correlation minus the second best (0-2; near 0: between two keys)"),
+    "sections": (pa.list_(SECTION), "Song structure covering 0 to `duration`: `intro`, `verse`, `chorus`, `bridge`, "
+                 "`inst`, `outro` with start and end (s); from the lyrics' stanzas, the aligned times and the audio's novelty"),
+    "section": (pa.string(), "Label of the song section holding the segment's middle"),
+    "instrumental": (pa.bool_(), "No lyrics and vocal activity below the quality threshold"),
+    "tags": (pa.list_(pa.string()), "Style tags: the source's genres / decade / composer / ensemble / instruments, "
+             "language, tempo (`96 BPM`), key, `vocal` or `instrumental`, loudness class"),
+    "prompt": (pa.string(), "The tags as one comma-separated text prompt"),
     "word_embeddings": (MATRIX, "Contextual all-MiniLM-L6-v2 embedding per word (384)"),
     "line_embeddings": (MATRIX, "all-MiniLM-L6-v2 embedding per lyric line (384)"),
     "text_embedding": (VECTOR, "all-MiniLM-L6-v2 embedding of the row's text (384)"),
@@ -127,12 +138,13 @@ SONGS_COLUMNS = [
     "lyrics_language", "text", "text_original", "lyrics_source", "notes", "words", "lines", "alignment",
     "paragraphs", "instruments", "annot_fr", "annot_offset", "info_json", "mel", "n_mels",
     "mel_hop_seconds", "f0_hz", "voiced", "f0_hop_seconds", "tempo_bpm", "beat_times",
+    "key", "key_confidence", "sections", "instrumental", "tags", "prompt",
     "word_embeddings", "line_embeddings", "text_embedding",
 ]
 SEGMENTS_COLUMNS = [
     "segment_id", "song_id", "segment_index", "source", "split", "title", "artist", "language",
     "licence", "version_group", "start", "end", "audio", "sample_rate", "duration", "text", "text_original",
-    "segment_words", "segment_aligned_words", "segment_notes", "instruments", "mel", "n_mels", "mel_hop_seconds", "f0_hz",
+    "section", "segment_words", "segment_aligned_words", "segment_notes", "instruments", "mel", "n_mels", "mel_hop_seconds", "f0_hz",
     "voiced", "f0_hop_seconds", "word_embeddings", "text_embedding",
 ]
 CONFIGS = {"songs": SONGS_COLUMNS, "segments": SEGMENTS_COLUMNS}

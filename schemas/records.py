@@ -101,7 +101,8 @@ class Song:
     - TranscribeLyrics (audio folders, `transcribe_lyrics`): lyrics from the song's transcript;
     - Align (needs lyrics with `words`): `alignment`, `lyrics_match_*`, `alignment_score`;
     - Fingerprint, near dedup, versions, split: `fingerprint`, `version_group`, `split`;
-    - Features and Embed: `mel`, `f0_hz`, `voiced`, tempo and beats; the embeddings.
+    - Features and Embed: `mel`, `f0_hz`, `voiced`, tempo and beats; the embeddings;
+    - Describe: `key`, `sections`, `instrumental`, `tags`, `prompt`.
     """
 
     song_id: str
@@ -163,6 +164,13 @@ class Song:
     word_embeddings: Optional[np.ndarray] = None  # (len(words), dim)
     line_embeddings: Optional[np.ndarray] = None  # (len(lines), dim)
     text_embedding: Optional[np.ndarray] = None  # (dim,)
+    # Filled by describe.
+    key: str = ""  # "A minor"; "" = not estimated
+    key_confidence: float = 0.0
+    sections: list = dataclasses.field(default_factory=list)  # transforms.features.sections.Section
+    instrumental: bool = False
+    tags: list[str] = dataclasses.field(default_factory=list)
+    prompt: str = ""
 
     @property
     def has_lyrics(self) -> bool:

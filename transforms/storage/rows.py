@@ -16,6 +16,7 @@ import soundfile as sf
 from apache_beam.metrics import Metrics
 
 from lyricbeam.schemas.records import LYRICS_SOURCES, AnnotationEvent, Song
+from lyricbeam.transforms.features.sections import section_at
 from lyricbeam.transforms.rejects import RejectingDoFn
 from lyricbeam.transforms.storage.audio_store import song_blocks, song_length, song_samples
 from lyricbeam.transforms.storage.row_files import read_row_refs, row_files_key, write_row_files
@@ -111,7 +112,9 @@ def song_row(song: Song, input_roots: tuple[str, ...] = ()) -> dict:
         "mel_hop_seconds": song.mel_hop_seconds, "f0_hz": _vector(song.f0_hz),
         "voiced": _flags(song.voiced),
         "f0_hop_seconds": song.f0_hop_seconds, "tempo_bpm": song.tempo_bpm,
-        "beat_times": _vector(song.beat_times), "word_embeddings": _matrix(song.word_embeddings),
+        "beat_times": _vector(song.beat_times), "key": song.key, "key_confidence": song.key_confidence,
+        "sections": [section._asdict() for section in song.sections], "instrumental": song.instrumental,
+        "tags": list(song.tags), "prompt": song.prompt, "word_embeddings": _matrix(song.word_embeddings),
         "line_embeddings": _matrix(song.line_embeddings), "text_embedding": _vector(song.text_embedding),
     }
 
@@ -192,6 +195,7 @@ def segment_rows(song: Song, config: SegmentConfig = SegmentConfig()) -> list[di
             "version_group": song.version_group or f"{song.source}:{song.song_id}", "start": start, "end": end,
             "audio": {"bytes": flac_bytes(clip * stored_gain(song), sr), "path": f"{song.song_id}_{index:04d}.flac"},
             "sample_rate": sr, "duration": len(clip) / sr, "text": text, "text_original": text_original,
+            "section": section_at(song.sections, (start + end) / 2),
             "segment_words": [{"text": w.text, "start": _time(w.start - start), "end": _time(w.end - start)}
                               for w in words],
             "segment_aligned_words": aligned_words,
