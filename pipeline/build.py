@@ -14,7 +14,7 @@ from lyricbeam.pipeline.config import PipelineConfig
 from lyricbeam.schemas.records import Reject
 from lyricbeam.transforms.alignment.align import AlignLyrics
 from lyricbeam.transforms.alignment.transcribe_lyrics import TranscribeLyrics
-from lyricbeam.transforms.audio.clean import CleanSong
+from lyricbeam.transforms.audio.clean import CleanSong, audio_feature_rate
 from lyricbeam.transforms.corpus.dedup import ExactDedup
 from lyricbeam.transforms.features.embed import EmbedText
 from lyricbeam.transforms.features.acoustic import ComputeFeatures
@@ -109,10 +109,10 @@ class BuildDataset(beam.PTransform):
             DescribeSong(cfg.describe, cfg.quality.min_vocal_activity)).with_outputs(REJECTS, main="songs")
         embedded = described.songs | "Embed" >> beam.ParDo(EmbedText(cfg.embed)).with_outputs(REJECTS, main="songs")
         rows = embedded.songs | "ToRows" >> beam.ParDo(
-            ToRows(cfg.segments, rows_dir, digest, roots)).with_outputs(REJECTS, main="rows")
+            ToRows(cfg.segments, rows_dir, digest, roots, audio_feature_rate(cfg.audio))).with_outputs(REJECTS, main="rows")
         all_rows = (rows.rows, todo.cached) | "WithCachedRows" >> beam.Flatten()
         shards = all_rows | "Write" >> WriteShardedParquet(
-            self.output_dir, cfg.audio.sample_rate, cfg.write.max_shard_bytes, cfg.write.max_row_group_bytes)
+            self.output_dir, audio_feature_rate(cfg.audio), cfg.write.max_shard_bytes, cfg.write.max_row_group_bytes)
         discovered_rejects = pbegin | "DiscoveryRejects" >> beam.Create(self.discovery_rejects)
         rejects = ((discovered_rejects, read.rejects, clean.rejects, good.rejects, unique.rejects, heard.rejects, aligned.rejects, matched.rejects,
                     *near_rejects,

@@ -162,7 +162,13 @@ def load_config(path: str = "", overrides: dict[str, dict[str, Any]] | None = No
     config = PipelineConfig(**sections, beam_options=tuple(sorted(beam_options.items())))
     if config.features.f0_tracker not in F0_TRACKERS:
         raise ConfigError(f"features.f0_tracker must be one of {F0_TRACKERS}")
+    from lyricbeam.transforms.audio.clean import validate_store_settings
     from lyricbeam.transforms.features.key import PROFILES
+
+    try:
+        validate_store_settings(config.audio)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
     if config.describe.key_profile not in PROFILES:
         raise ConfigError(f"describe.key_profile must be one of {sorted(PROFILES)}")

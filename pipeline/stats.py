@@ -17,6 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from lyricbeam.pipeline.config import PipelineConfig, config_as_dict
 from lyricbeam.schemas.arrow import COLUMNS, CONFIGS, SCHEMA_VERSION, hf_features
+from lyricbeam.transforms.audio.clean import audio_feature_rate
 from lyricbeam.transforms.corpus.dedup import EXACT_RULE
 from lyricbeam.transforms.corpus.near_dedup import CANONICAL_RULE
 
@@ -175,7 +176,7 @@ def card_front_matter(config: PipelineConfig, stats: dict, shards: list[dict]) -
         front["configs"].append(entry)
         front["dataset_info"].append({
             "config_name": name,
-            "features": datasets.Features.from_dict(hf_features(name, config.audio.sample_rate))._to_yaml_list(),
+            "features": datasets.Features.from_dict(hf_features(name, audio_feature_rate(config.audio)))._to_yaml_list(),
             "splits": [{"name": split, "num_examples": stats["rows"].get(f"{name}/{split}", 0),
                         "num_bytes": sum(s["num_bytes"] for s in shards if s["config"] == name and s["split"] == split)}
                        for split in splits]})

@@ -188,7 +188,9 @@ def _hf_features_cached(config: str, sample_rate: int) -> str:
     features = {}
     for name in CONFIGS[config]:
         if name == "audio":
-            features[name] = {"sampling_rate": sample_rate, "decode": True, "_type": "Audio"}
+            # "source": every file keeps its own rate, and `datasets` decodes each at that rate.
+            rate = None if sample_rate == "source" else sample_rate
+            features[name] = {"sampling_rate": rate, "decode": True, "_type": "Audio"}
         else:
             features[name] = _hf_feature(COLUMNS[name][0])
     return json.dumps(features)

@@ -132,6 +132,15 @@ class Song:
     sample_rate: int = 0
     duration: float = 0.0
     source_sample_rate: int = 0
+    # The audio written to the dataset (audio.store_sample_rate / store_channels): at its own rate,
+    # channels and bit depth; `stored_audio` (frames, channels) or the work file `stored_audio_file`,
+    # neither when it is the analysis signal itself (mono at sample_rate).
+    store_sample_rate: int = 0
+    store_channels: int = 0
+    store_bits: int = 16
+    store_frames: int = 0
+    stored_audio: Optional[np.ndarray] = None
+    stored_audio_file: str = ""
     source_channels: int = 0
     source_format: str = ""
     pcm_sha256: str = ""

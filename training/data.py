@@ -76,6 +76,8 @@ def mel_from_flac(data: bytes, n_mels: int = 80) -> np.ndarray:
     from lyricbeam.transforms.features.acoustic import log_mel
 
     y, sr = sf.read(io.BytesIO(data), dtype="float32")
+    if y.ndim == 2:  # stored at the source's channels: the model hears mono
+        y = y.mean(axis=1)
     if sr != 16000:
         y = librosa.resample(y, orig_sr=sr, target_sr=16000)
     return log_mel(y, 16000, n_mels=n_mels)

@@ -10,7 +10,7 @@ import hashlib
 import io
 import re
 import unicodedata
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import soundfile as sf
@@ -20,6 +20,11 @@ from lyricbeam.transforms.storage.audio_store import AudioFileWriter, audio_file
 from lyricbeam.transforms.quality import CLIP_MIN_RUN, Verdict, bandwidth_hz, count_pinned_runs
 from lyricbeam.transforms.audio.loudness import Loudness, LoudnessMeter, normalization_gain_db
 from lyricbeam.transforms.rejects import RejectError, RejectingDoFn
+
+
+def stored_frames_path(samples_path: str) -> str:
+    """Work file of a song's stored-quality frames, beside its analysis samples."""
+    return samples_path[: -len(".f32")] + ".store.f32" if samples_path.endswith(".f32") else samples_path + ".store"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +37,59 @@ class CleanConfig:
     max_file_bytes: int = 2 * 1024**3
     # Stored audio brought to this integrated loudness (LUFS), never past -1 dBTP; None: as decoded.
     normalize_lufs: Optional[float] = None
+    # The audio written to the dataset: "source" keeps the source's rate (at most 48 kHz) and its
+    # channels (at most 2), or a number. Analysis (VAD, alignment, features) always runs on the
+    # mono `sample_rate` signal.
+    store_sample_rate: Union[str, int] = "source"
+    store_channels: Union[str, int] = "source"
+
+
+MAX_STORE_RATE = 48000  # what the music-generation models train on at most (ACE-Step, SongBloom: 48 kHz)
+MAX_STORE_CHANNELS = 2
+HIGH_RES_SUBTYPES = {"PCM_24", "PCM_32", "FLOAT", "DOUBLE", "ALAC_24", "ALAC_32"}  # stored as 24-bit FLAC
+
+
+def stored_format(config: CleanConfig, rate: int, channels: int, subtype: str) -> tuple[int, int, int]:
+    """(rate, channels, bits) of the stored audio for a source of `rate` Hz, `channels` and `subtype`.
+
+    16-bit unless the source holds more (24/32-bit PCM, float): FLAC stores at most 24.
+    """
+    store_rate = min(rate, MAX_STORE_RATE) if config.store_sample_rate == "source" else int(config.store_sample_rate)
+    store_channels = min(channels, MAX_STORE_CHANNELS) if config.store_channels == "source" else int(config.store_channels)
+    return store_rate, store_channels, 24 if subtype in HIGH_RES_SUBTYPES else 16
+
+
+def stores_analysis_signal(config: CleanConfig, rate: int, channels: int) -> bool:
+    """Whether the stored audio is the analysis signal itself (mono at `config.sample_rate`): then it is not kept twice."""
+    store_rate, store_channels, _ = stored_format(config, rate, channels, "")
+    return store_rate == config.sample_rate and store_channels == 1
+
+
+def validate_store_settings(config: CleanConfig) -> None:
+    """Raise ValueError for store settings that are neither "source" nor a usable number."""
+    if config.store_sample_rate != "source" and not (isinstance(config.store_sample_rate, int)
+                                                     and 8000 <= config.store_sample_rate <= 192000):
+        raise ValueError("audio.store_sample_rate must be 'source' or a rate in Hz (8000-192000)")
+    if config.store_channels not in ("source", 1, 2):
+        raise ValueError("audio.store_channels must be 'source', 1 or 2")
+
+
+def audio_feature_rate(config: CleanConfig):
+    """The `sampling_rate` of the dataset's `Audio` feature: the stored rate when the config fixes
+    one, else "source" (each file at its own rate; the feature then names none)."""
+    return "source" if config.store_sample_rate == "source" else int(config.store_sample_rate)
+
+
+def to_store_channels(chunk: np.ndarray, channels: int) -> np.ndarray:
+    """Frames (n, source channels) as (n, `channels`): mono is the mean; more than two source channels
+    fold into two (even-numbered ones left, odd-numbered right)."""
+    if channels == 1:
+        return chunk.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    if chunk.shape[1] == channels:
+        return chunk
+    if chunk.shape[1] == 1:
+        return np.repeat(chunk, channels, axis=1)
+    return np.stack([chunk[:, 0::2].mean(axis=1), chunk[:, 1::2].mean(axis=1)], axis=1).astype(np.float32)
 
 
 UNSUPPORTED_CONTAINERS = {b"ftyp": "mp4/m4a", b"\x30\x26\xb2\x75": "asf/wma", b"#!AM": "amr", b"\x1a\x45\xdf\xa3": "matroska/webm"}
@@ -217,17 +275,23 @@ class DecodedAudio:
     clip_fraction: float
     bandwidth_hz: float
     loudness: Loudness = Loudness(None, None, None)  # of the source
-    stored_loudness: Loudness = Loudness(None, None, None)  # of the mono target-rate signal
+    stored_loudness: Loudness = Loudness(None, None, None)  # of the stored signal (normalize_lufs brings it to the target)
+    store_rate: int = 0  # of the stored audio
+    store_channels: int = 0
+    store_bits: int = 16
+    stored: np.ndarray | None = None  # (frames, store_channels) when not written to a store sink nor the analysis signal
 
 
 BLOCK_SECONDS = 30
 
 
-def decode_streaming(source, config: CleanConfig, sink=None) -> DecodedAudio:
+def decode_streaming(source, config: CleanConfig, sink=None, store_sink=None) -> DecodedAudio:
     """Decode block by block, so memory holds one block of the source, not the whole file.
 
     With a `sink` (anything with `write(block)`), the mono target-rate blocks go to it and
-    are not kept; without one they are joined into `DecodedAudio.mono`.
+    are not kept; without one they are joined into `DecodedAudio.mono`. The stored audio
+    (`stored_format`), where it is not the analysis signal itself, goes likewise to `store_sink`
+    as (frames, channels) blocks, or into `DecodedAudio.stored`.
 
     Two passes over the file: the first finds the peak (clipping is judged against it) and
     refuses non-finite samples; the second hashes, measures, downmixes and resamples (soxr's
@@ -245,7 +309,7 @@ def decode_streaming(source, config: CleanConfig, sink=None) -> DecodedAudio:
     fmt = sniff_audio_format(head)
     try:
         with sf.SoundFile(handle) as audio:
-            frames, rate, channels = audio.frames, audio.samplerate, audio.channels
+            frames, rate, channels, subtype = audio.frames, audio.samplerate, audio.channels, audio.subtype
             if rate <= 0 or channels <= 0:
                 raise RejectError("undecodable_audio", "header has no sample rate or channels")
             if frames > 0 and frames / rate > config.max_duration_s:
@@ -265,10 +329,16 @@ def decode_streaming(source, config: CleanConfig, sink=None) -> DecodedAudio:
             picked: list[np.ndarray] = []
             resampler = soxr.ResampleStream(rate, config.sample_rate, 1, dtype="float32", quality="HQ") \
                 if rate != config.sample_rate else None
+            store_rate, store_channels, store_bits = stored_format(config, rate, channels, subtype)
+            separate_store = not stores_analysis_signal(config, rate, channels)
+            store_resampler = soxr.ResampleStream(rate, store_rate, store_channels, dtype="float32", quality="HQ") \
+                if separate_store and rate != store_rate else None
             # The song's loudness on the source (its rate and channels); the stored signal's own,
             # for normalising it.
-            source_meter, stored_meter = LoudnessMeter(rate, channels), LoudnessMeter(config.sample_rate, 1)
+            source_meter = LoudnessMeter(rate, channels)
+            stored_meter = LoudnessMeter(store_rate, store_channels) if separate_store else LoudnessMeter(config.sample_rate, 1)
             out: list[np.ndarray] = []
+            kept: list[np.ndarray] = []
             pinned_run, clipped, position, produced, energy = 0, 0, 0, 0, 0.0
             for chunk in audio.blocks(blocksize=block, dtype="float32", always_2d=True):
                 pcm = np.clip(np.round(chunk * 32768.0), -32768, 32767).astype("<i2")
@@ -284,7 +354,17 @@ def decode_streaming(source, config: CleanConfig, sink=None) -> DecodedAudio:
                 mono = resampler.resample_chunk(mono_source, last=last) if resampler else mono_source
                 produced += len(mono)
                 energy += float(np.square(mono, dtype=np.float64).sum())
-                stored_meter.add(mono)
+                if separate_store:
+                    frames_out = to_store_channels(chunk, store_channels)
+                    if store_resampler is not None:
+                        frames_out = store_resampler.resample_chunk(frames_out, last=last).reshape(-1, store_channels)
+                    stored_meter.add(frames_out)
+                    if store_sink is not None:
+                        store_sink.write(frames_out)
+                    else:
+                        kept.append(np.asarray(frames_out, dtype=np.float32))
+                else:
+                    stored_meter.add(mono)
                 if sink is not None:
                     sink.write(mono)
                 else:
@@ -300,8 +380,9 @@ def decode_streaming(source, config: CleanConfig, sink=None) -> DecodedAudio:
         np.concatenate(out) if out else np.zeros(0, np.float32), dtype=np.float32)
     bandwidth = bandwidth_hz(np.concatenate(picked), rate) if picked else 0.0
     rms = float(np.sqrt(energy / produced)) if produced else 0.0
+    stored = np.concatenate(kept) if separate_store and store_sink is None and kept else None
     return DecodedAudio(mono, produced, rms, rate, channels, fmt, digest.hexdigest(), clipped / seen, bandwidth,
-                        source_meter.result(), stored_meter.result())
+                        source_meter.result(), stored_meter.result(), store_rate, store_channels, store_bits, stored)
 
 
 def _bandwidth_slices(frames: int, rate: int, max_seconds: float = 60.0) -> list[tuple[int, int]]:
@@ -320,7 +401,9 @@ def decoded_fields(decoded: DecodedAudio) -> dict:
             "loudness_lufs": decoded.loudness.integrated_lufs, "loudness_range_lu": decoded.loudness.range_lu,
             "true_peak_dbtp": decoded.loudness.true_peak_dbtp,
             "stored_loudness": [decoded.stored_loudness.integrated_lufs, decoded.stored_loudness.range_lu,
-                                decoded.stored_loudness.true_peak_dbtp]}
+                                decoded.stored_loudness.true_peak_dbtp],
+            "store_sample_rate": decoded.store_rate, "store_channels": decoded.store_channels,
+            "store_bits": decoded.store_bits}
 
 
 def clean_song(song: Song, audio, config: CleanConfig, sink=None) -> Song:
@@ -330,7 +413,9 @@ def clean_song(song: Song, audio, config: CleanConfig, sink=None) -> Song:
     samples are written to it instead of being kept in `Song.audio`.
     """
     decoded = decode_streaming(audio, config, sink)
-    return clean_decoded(song.replace(audio=decoded.mono), decoded_fields(decoded), config)
+    song = song.replace(audio=decoded.mono, stored_audio=decoded.stored)
+    return clean_decoded(song, {**decoded_fields(decoded), "store_frames": len(decoded.stored) if decoded.stored is not None else 0},
+                         config)
 
 
 def clean_decoded(song: Song, fields: dict, config: CleanConfig) -> Song:
@@ -354,7 +439,8 @@ def clean_decoded(song: Song, fields: dict, config: CleanConfig) -> Song:
         paragraphs=paragraphs, notes=notes, text=text, text_original=text_original,
         clip_fraction=fields["clip_fraction"], bandwidth_hz=fields["bandwidth_hz"],
         loudness_lufs=fields["loudness_lufs"], loudness_range_lu=fields["loudness_range_lu"],
-        true_peak_dbtp=fields["true_peak_dbtp"],
+        true_peak_dbtp=fields["true_peak_dbtp"], store_sample_rate=fields["store_sample_rate"],
+        store_channels=fields["store_channels"], store_bits=fields["store_bits"], store_frames=fields.get("store_frames", 0),
         stored_gain_db=(normalization_gain_db(Loudness(*fields["stored_loudness"]), config.normalize_lufs)
                         if config.normalize_lufs is not None else 0.0))
 
@@ -404,9 +490,10 @@ class CleanSong(RejectingDoFn):
             if self.work_dir:
                 stored = audio_file_path(self.work_dir, song, size, self.config)
                 fields = read_sidecar(stored)
-                if fields is not None and "stored_loudness" in fields:  # older work files lack loudness
+                if fields is not None and "store_sample_rate" in fields:  # older work files lack the stored format
                     self._reused.inc()
-                    return clean_decoded(song.replace(audio_file=stored), fields, self.config)
+                    return clean_decoded(song.replace(audio_file=stored, stored_audio_file=fields.get("store_file", "")),
+                                         fields, self.config)
             handle = FileSystems.open(song.audio_path, compression_type="uncompressed")
         except FileNotFoundError as err:
             raise RejectError("missing_audio", str(err)) from None
@@ -417,12 +504,22 @@ class CleanSong(RejectingDoFn):
         with handle:
             if not stored:
                 return clean_song(song, handle, self.config)
-            writer = AudioFileWriter(stored)
+            writer, store_writer = AudioFileWriter(stored), AudioFileWriter(stored_frames_path(stored))
             try:
-                decoded = decode_streaming(handle, self.config, sink=writer)
-                cleaned = clean_decoded(song.replace(audio_file=stored), decoded_fields(decoded), self.config)
+                decoded = decode_streaming(handle, self.config, sink=writer, store_sink=store_writer)
+                separate = store_writer.samples > 0
+                fields = {**decoded_fields(decoded), "store_frames": store_writer.samples,
+                          "store_file": store_writer.path if separate else ""}
+                cleaned = clean_decoded(song.replace(audio_file=stored, stored_audio_file=fields["store_file"]),
+                                        fields, self.config)
             except BaseException:
                 writer.abort()
+                store_writer.abort()
                 raise
-            writer.commit(decoded_fields(decoded))
+            # The stored frames are in place before the sidecar that says the song is decoded.
+            if separate:
+                store_writer.commit({})
+            else:
+                store_writer.abort()
+            writer.commit(fields)
             return cleaned

@@ -31,7 +31,8 @@ def audio_file_path(work_dir: str, song: Song, source_size: int, settings: Any) 
 
 
 class AudioFileWriter:
-    """Append float32 blocks to a hidden temporary file; `commit` renames it into place."""
+    """Append float32 blocks (samples, or frames x channels, kept interleaved) to a hidden temporary
+    file; `commit` renames it into place."""
 
     def __init__(self, path: str):
         self.path = path
@@ -62,6 +63,12 @@ def read_sidecar(path: str) -> dict | None:
     """What decoding measured for the samples at `path`, or None when they are not complete."""
     data = read_bytes(path + ".json")
     return None if data is None else json.loads(data.decode())
+
+
+def read_frames(path: str, start: int, stop: int, channels: int) -> np.ndarray:
+    """Frames `[start, stop)` of an interleaved work file of `channels` channels, as (frames, channels)."""
+    flat = read_samples(path, max(0, start) * channels, max(0, stop) * channels)
+    return flat.reshape(-1, channels)
 
 
 def read_samples(path: str, start: int, stop: int) -> np.ndarray:

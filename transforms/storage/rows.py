@@ -18,7 +18,7 @@ from apache_beam.metrics import Metrics
 from lyricbeam.schemas.records import LYRICS_SOURCES, AnnotationEvent, Song
 from lyricbeam.transforms.features.sections import section_at
 from lyricbeam.transforms.rejects import RejectingDoFn
-from lyricbeam.transforms.storage.audio_store import song_blocks, song_length, song_samples
+from lyricbeam.transforms.storage.audio_store import read_frames, song_length, song_samples
 from lyricbeam.transforms.storage.row_files import read_row_refs, row_files_key, write_row_files
 
 
@@ -29,11 +29,35 @@ class SegmentConfig:
     min_segment_s: float = 0.5
 
 
-def flac_bytes(y: np.ndarray, sr: int) -> bytes:
-    """Encode mono float audio as 16-bit FLAC."""
+def flac_bytes(y: np.ndarray, sr: int, bits: int = 16) -> bytes:
+    """Encode float audio (samples, or frames x channels) as 16- or 24-bit FLAC."""
     buffer = io.BytesIO()
-    sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="FLAC", subtype="PCM_16")
+    sf.write(buffer, np.clip(y, -1.0, 1.0), sr, format="FLAC", subtype=f"PCM_{bits}")
     return buffer.getvalue()
+
+
+def stored_rate(song: Song) -> int:
+    """Sample rate of the audio written for `song` (the analysis rate when the two are one signal)."""
+    return song.store_sample_rate or song.sample_rate
+
+
+def stored_length(song: Song) -> int:
+    """Frames of the audio written for `song`."""
+    if song.stored_audio is not None:
+        return len(song.stored_audio)
+    return song.store_frames if song.stored_audio_file else song_length(song)
+
+
+def stored_frames(song: Song, start: int, stop: int) -> np.ndarray:
+    """Frames `[start, stop)` (clipped to the audio) of the audio written for `song`, as (frames, channels)."""
+    start, stop = max(0, start), min(stored_length(song), stop)
+    if stop <= start:
+        return np.zeros((0, song.store_channels or 1), np.float32)
+    if song.stored_audio is not None:
+        return np.asarray(song.stored_audio[start:stop], dtype=np.float32)
+    if song.stored_audio_file:
+        return read_frames(song.stored_audio_file, start, stop, song.store_channels)
+    return song_samples(song, start, stop)[:, None]
 
 
 def stored_gain(song: Song) -> float:
@@ -42,13 +66,15 @@ def stored_gain(song: Song) -> float:
 
 
 def song_flac_bytes(song: Song, block_seconds: int = 60) -> bytes:
-    """Encode a song's whole audio as 16-bit FLAC, reading it block by block (with its
-    `stored_gain_db`)."""
+    """Encode a song's stored audio as FLAC at its rate, channels and bit depth, reading it block
+    by block (with its `stored_gain_db`)."""
     buffer = io.BytesIO()
     gain = stored_gain(song)
-    with sf.SoundFile(buffer, "w", song.sample_rate, 1, format="FLAC", subtype="PCM_16") as out:
-        for _, block in song_blocks(song, block_seconds * song.sample_rate):
-            out.write(np.clip(block * gain, -1.0, 1.0))
+    rate, total = stored_rate(song), stored_length(song)
+    channels = song.store_channels or 1
+    with sf.SoundFile(buffer, "w", rate, channels, format="FLAC", subtype=f"PCM_{song.store_bits or 16}") as out:
+        for start in range(0, total, block_seconds * rate):
+            out.write(np.clip(stored_frames(song, start, start + block_seconds * rate) * gain, -1.0, 1.0))
     return buffer.getvalue()
 
 
@@ -93,7 +119,7 @@ def song_row(song: Song, input_roots: tuple[str, ...] = ()) -> dict:
         "source_path": portable_path(song.source_path, input_roots),
         "audio_path": portable_path(song.audio_path, input_roots),
         "audio": {"bytes": song_flac_bytes(song), "path": f"{song.song_id}.flac"},
-        "sample_rate": song.sample_rate, "duration": song.duration,
+        "sample_rate": stored_rate(song), "duration": song.duration,
         "source_sample_rate": song.source_sample_rate, "source_channels": song.source_channels,
         "source_format": song.source_format, "pcm_sha256": song.pcm_sha256,
         "version_group": song.version_group or f"{song.source}:{song.song_id}",
@@ -167,10 +193,12 @@ def _relative(events: list[AnnotationEvent], start: float, end: float) -> list[A
 def segment_rows(song: Song, config: SegmentConfig = SegmentConfig()) -> list[dict]:
     """The `segments` rows of a finished song."""
     rows = []
-    sr = song.sample_rate
+    sr = stored_rate(song)
     hop = song.mel_hop_seconds or 0.01
     for index, (start, end, line) in enumerate(segment_spans(song, config)):
-        clip = song_samples(song, int(round(start * sr)), min(song_length(song), int(round(end * sr))))
+        clip = stored_frames(song, int(round(start * sr)), int(round(end * sr)))
+        if clip.shape[1] == 1:
+            clip = clip[:, 0]
         first, last = int(round(start / hop)), int(round(end / hop))
         aligned_words = None
         if line >= 0:
@@ -193,7 +221,8 @@ def segment_rows(song: Song, config: SegmentConfig = SegmentConfig()) -> list[di
             "segment_index": index, "source": song.source, "split": song.split, "title": song.title,
             "artist": song.artist, "language": song.language, "licence": song.licence,
             "version_group": song.version_group or f"{song.source}:{song.song_id}", "start": start, "end": end,
-            "audio": {"bytes": flac_bytes(clip * stored_gain(song), sr), "path": f"{song.song_id}_{index:04d}.flac"},
+            "audio": {"bytes": flac_bytes(clip * stored_gain(song), sr, song.store_bits or 16),
+                      "path": f"{song.song_id}_{index:04d}.flac"},
             "sample_rate": sr, "duration": len(clip) / sr, "text": text, "text_original": text_original,
             "section": section_at(song.sections, (start + end) / 2),
             "segment_words": [{"text": w.text, "start": _time(w.start - start), "end": _time(w.end - start)}
@@ -220,14 +249,17 @@ class ToRows(RejectingDoFn):
     stage = "rows"
     many = True
 
-    def __init__(self, config: SegmentConfig, rows_dir: str, cache_digest: str, input_roots: tuple[str, ...] = ()):
+    def __init__(self, config: SegmentConfig, rows_dir: str, cache_digest: str, input_roots: tuple[str, ...] = (),
+                 audio_feature_rate=None):
         super().__init__()
         self.config = config
+        self.audio_feature_rate = audio_feature_rate
         self.rows_dir, self.cache_digest, self.input_roots = rows_dir, cache_digest, tuple(input_roots)
 
     def transform(self, song: Song) -> list:
         rows = [("songs", song_row(song, self.input_roots))] + [("segments", r) for r in segment_rows(song, self.config)]
-        return write_row_files(self.rows_dir, row_files_key(song, self.cache_digest), rows, song.sample_rate)
+        return write_row_files(self.rows_dir, row_files_key(song, self.cache_digest), rows,
+                               self.audio_feature_rate or song.sample_rate)
 
 
 class UseCachedRows(beam.DoFn):
