@@ -91,6 +91,10 @@ def _train_parsers(sub: argparse._SubParsersAction) -> None:
                          help="also publish report/ (`lyricbeam report`), viewable from the repository's files")
     publish.add_argument("--dry-run", action="store_true",
                          help="only check the folder (card, shards, limits, path leaks); exit 1 listing the problems")
+    export = sub.add_parser("export", help="the shards in a trainer's format: lrc, yue, webdataset, acestep")
+    from lyricbeam.pipeline.export.run import add_arguments as export_arguments
+
+    export_arguments(export)
     generate = sub.add_parser("generate", help="text -> audio with a trained generator run")
     generate.add_argument("text")
     generate.add_argument("--checkpoint", required=True, help="generator run directory")
@@ -307,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         from lyricbeam.pipeline.report.build import main as report_main
 
         return report_main(args)
+    if args.command == "export":
+        from lyricbeam.pipeline.export.run import main as export_main
+
+        return export_main(args)
     if args.command == "publish":
         from lyricbeam.pipeline.publish import main as publish_main
 

@@ -183,6 +183,15 @@ def card_front_matter(config: PipelineConfig, stats: dict, shards: list[dict]) -
     return front
 
 
+def stored_audio_sentence(audio) -> str:
+    """How the card describes the stored audio's rate and channels (`audio.store_sample_rate` / `store_channels`)."""
+    rate = ("at each source's own sample rate (at most 48 kHz; the `sample_rate` column gives it)"
+            if audio.store_sample_rate == "source" else f"at {audio.store_sample_rate} Hz")
+    channels = "with the source's channels (at most 2)" if audio.store_channels == "source" else (
+        "mono" if audio.store_channels == 1 else "stereo")
+    return f"{rate}, {channels}, 16-bit (24-bit where the source has more)."
+
+
 def dataset_card(config: PipelineConfig, stats: dict, shards: list[dict]) -> str:
     """A Hugging Face dataset card: YAML front matter (configs, features, splits) and prose."""
     front = card_front_matter(config, stats, shards)
@@ -198,9 +207,10 @@ def dataset_card(config: PipelineConfig, stats: dict, shards: list[dict]) -> str
         "- `segments` (default): one row per lyric line (DALI) or fixed window (MusicNet) with its "
         "audio clip, text, word times relative to the clip, mel, f0 and embeddings.", "",
         "Splits are assigned from a hash of the artist (composer for MusicNet): no artist crosses splits.", "",
-        "Audio is stored as FLAC bytes in the Hugging Face `Audio` struct. To read it without "
-        "torchcodec: `ds.cast_column('audio', Audio(decode=False))`, then "
-        "`soundfile.read(io.BytesIO(row['audio']['bytes']))`.", "",
+        "Audio is stored as FLAC bytes in the Hugging Face `Audio` struct, " + stored_audio_sentence(config.audio)
+        + " To read it without torchcodec: `ds.cast_column('audio', Audio(decode=False))`, then "
+        "`soundfile.read(io.BytesIO(row['audio']['bytes']))`. Features (mel, f0, alignment) were computed on "
+        f"a {config.audio.sample_rate} Hz mono version of it.", "",
         "## Licences", "",
     ]
     for source, licence in sorted(stats.get("licences", {}).items()):

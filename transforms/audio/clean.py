@@ -336,7 +336,10 @@ def decode_streaming(source, config: CleanConfig, sink=None, store_sink=None) ->
             # The song's loudness on the source (its rate and channels); the stored signal's own,
             # for normalising it.
             source_meter = LoudnessMeter(rate, channels)
-            stored_meter = LoudnessMeter(store_rate, store_channels) if separate_store else LoudnessMeter(config.sample_rate, 1)
+            # The stored signal's own loudness serves normalising it only.
+            normalizing = config.normalize_lufs is not None
+            stored_meter = (LoudnessMeter(store_rate, store_channels) if separate_store else
+                            LoudnessMeter(config.sample_rate, 1)) if normalizing else None
             out: list[np.ndarray] = []
             kept: list[np.ndarray] = []
             pinned_run, clipped, position, produced, energy = 0, 0, 0, 0, 0.0
@@ -358,12 +361,13 @@ def decode_streaming(source, config: CleanConfig, sink=None, store_sink=None) ->
                     frames_out = to_store_channels(chunk, store_channels)
                     if store_resampler is not None:
                         frames_out = store_resampler.resample_chunk(frames_out, last=last).reshape(-1, store_channels)
-                    stored_meter.add(frames_out)
+                    if stored_meter is not None:
+                        stored_meter.add(frames_out)
                     if store_sink is not None:
                         store_sink.write(frames_out)
                     else:
                         kept.append(np.asarray(frames_out, dtype=np.float32))
-                else:
+                elif stored_meter is not None:
                     stored_meter.add(mono)
                 if sink is not None:
                     sink.write(mono)
@@ -382,7 +386,7 @@ def decode_streaming(source, config: CleanConfig, sink=None, store_sink=None) ->
     rms = float(np.sqrt(energy / produced)) if produced else 0.0
     stored = np.concatenate(kept) if separate_store and store_sink is None and kept else None
     return DecodedAudio(mono, produced, rms, rate, channels, fmt, digest.hexdigest(), clipped / seen, bandwidth,
-                        source_meter.result(), stored_meter.result(), store_rate, store_channels, store_bits, stored)
+                        source_meter.result(), stored_meter.result() if stored_meter else Loudness(None, None, None), store_rate, store_channels, store_bits, stored)
 
 
 def _bandwidth_slices(frames: int, rate: int, max_seconds: float = 60.0) -> list[tuple[int, int]]:

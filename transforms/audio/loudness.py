@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter, lfilter_zi, resample_poly
+from scipy.signal import lfilter, lfilter_zi
 
 STEP_S = 0.1  # gating blocks overlap by 75 %: a 400 ms block is four 100 ms steps
 MOMENTARY_STEPS = 4
@@ -21,6 +21,29 @@ RELATIVE_GATE_LU = -10.0  # BS.1770-4 integrated loudness
 LRA_RELATIVE_GATE_LU = -20.0  # EBU Tech 3342 loudness range
 TRUE_PEAK_OVERSAMPLING = 4
 TRUE_PEAK_CONTEXT = 64  # samples of the previous block kept so the oversampling filter has no edge
+TRUE_PEAK_CHUNK = 4096  # samples oversampled at a time, where they could hold a new peak
+TRUE_PEAK_TAPS = 12  # per phase, as BS.1770-4 Annex 2's 48-tap, 4-phase interpolator
+
+
+def interpolation_phases(up: int = TRUE_PEAK_OVERSAMPLING, taps: int = TRUE_PEAK_TAPS, beta: float = 5.0) -> np.ndarray:
+    """Taps (up - 1, taps) that interpolate a signal at the fractions 1/up .. (up-1)/up between samples.
+
+    Row p, applied to samples n - taps/2 + 1 .. n + taps/2, gives the value at n + (p + 1)/up: a
+    Kaiser-windowed sinc, each row normalised to unit DC gain. The phase at 0 is the sample itself.
+    """
+    offsets = np.arange(taps) - taps // 2 + 1  # sample positions relative to n
+    rows = []
+    for p in range(1, up):
+        t = offsets - p / up  # distance of each sample from the interpolated point
+        window = np.i0(beta * np.sqrt(np.clip(1 - (t / (taps / 2 + 0.5)) ** 2, 0, None))) / np.i0(beta)
+        row = np.sinc(t) * window
+        rows.append(row / row.sum())
+    return np.array(rows)
+
+
+PHASES = interpolation_phases()
+# The most an interpolated value can exceed the largest sample it is made of.
+INTERPOLATION_GAIN = float(np.abs(PHASES).sum(axis=1).max())
 
 
 @dataclass(frozen=True)
@@ -92,7 +115,7 @@ class LoudnessMeter:
         self.states = [np.outer(lfilter_zi(b, a), np.zeros(channels)) for b, a in self.filters]
         self.weights = channel_weights(channels)
         self.steps: list[float] = []  # weighted K-filtered energy (sum of squares) per 100 ms step
-        self.partial = np.zeros(channels)
+        self.partial = 0.0  # weighted energy of the step under way
         self.partial_frames = 0
         self.peak = 0.0
         self.context = np.zeros((0, channels))
@@ -106,25 +129,39 @@ class LoudnessMeter:
         filtered = block
         for i, (b, a) in enumerate(self.filters):
             filtered, self.states[i] = lfilter(b, a, filtered, axis=0, zi=self.states[i])
-        squares = filtered ** 2
-        start = 0
-        while start < len(squares):
-            take = min(self.step - self.partial_frames, len(squares) - start)
-            self.partial += squares[start:start + take].sum(axis=0)
-            self.partial_frames += take
-            start += take
-            if self.partial_frames == self.step:
-                self.steps.append(float(self.partial @ self.weights))
-                self.partial, self.partial_frames = np.zeros(self.channels), 0
+        energy = (filtered ** 2) @ self.weights  # channel-weighted, per frame
+        # The frames that complete the pending step, then whole steps at once, then a new pending part.
+        take = min(self.step - self.partial_frames, len(energy))
+        self.partial += float(energy[:take].sum())
+        self.partial_frames += take
+        if self.partial_frames < self.step:
+            return
+        self.steps.append(self.partial)
+        rest = energy[take:]
+        whole = len(rest) // self.step * self.step
+        if whole:
+            self.steps.extend(rest[:whole].reshape(-1, self.step).sum(axis=1).tolist())
+        self.partial, self.partial_frames = float(rest[whole:].sum()), len(rest) - whole
 
     def _true_peak(self, block: np.ndarray) -> None:
-        # Oversampled with the previous block's tail as context, so the interpolation filter sees
-        # the signal continue across block edges (its output over the context is discarded).
+        # Interpolated with the previous block's tail as context, so values between the blocks'
+        # samples count too. Interpolation is most of the meter's cost; a stretch whose samples,
+        # times the filter's largest gain, stay under the peak found so far cannot hold a higher
+        # one, so only the stretches near the peak are interpolated (the result is the same).
+        if block.size:
+            self.peak = max(self.peak, float(np.abs(block).max()))
         joined = np.concatenate([self.context, block])
-        up = resample_poly(joined, TRUE_PEAK_OVERSAMPLING, 1, axis=0)
-        fresh = up[len(self.context) * TRUE_PEAK_OVERSAMPLING:]
-        if fresh.size:
-            self.peak = max(self.peak, float(np.abs(fresh).max()), float(np.abs(block).max()))
+        magnitude = np.abs(joined).max(axis=1) if joined.size else np.zeros(0)
+        reach = TRUE_PEAK_TAPS
+        for first in range(len(self.context), len(joined), TRUE_PEAK_CHUNK):
+            last = min(len(joined), first + TRUE_PEAK_CHUNK)
+            lo, hi = max(0, first - reach), min(len(joined), last + reach)
+            if hi - lo < TRUE_PEAK_TAPS or magnitude[lo:hi].max() * INTERPOLATION_GAIN <= self.peak:
+                continue
+            for channel in range(joined.shape[1]):
+                for row in PHASES:
+                    values = np.correlate(joined[lo:hi, channel], row, mode="valid")
+                    self.peak = max(self.peak, float(values.max()), float(-values.min()))
         self.context = joined[-TRUE_PEAK_CONTEXT:]
 
     def result(self) -> Loudness:
