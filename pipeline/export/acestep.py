@@ -13,6 +13,7 @@ import io
 
 from lyricbeam.pipeline.export.sections_text import lines_by_section
 from lyricbeam.pipeline.export.source import SongRecord
+from lyricbeam.transforms.quality import LANGUAGE_CODES
 
 TAGS = {"intro": "Intro", "verse": "Verse", "chorus": "Chorus", "bridge": "Bridge", "inst": "Instrumental",
         "outro": "Outro"}
@@ -33,8 +34,6 @@ def tagged_lyrics(song: SongRecord) -> str:
 
 def language_code(language: str) -> str:
     """ISO 639-1 code of a language given by name ("spanish") or code ("es"); "unknown" when none (ACE-Step's word)."""
-    from lyricbeam.transforms.quality import LANGUAGE_CODES
-
     language = language.strip().lower()
     return LANGUAGE_CODES.get(language, language) or "unknown"
 
