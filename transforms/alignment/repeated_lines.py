@@ -104,8 +104,8 @@ def lag_similarities(template: np.ndarray, region: np.ndarray) -> np.ndarray:
     lags = region.shape[1] - width + 1
     if width == 0 or lags <= 0:
         return np.zeros(0)
-    frame_products = template.T @ region  # (template frame, region frame)
-    return np.array([np.trace(frame_products, offset=lag) for lag in range(lags)]) / width
+    # One correlation per pitch class: memory grows with the region, not region x template.
+    return sum(np.correlate(region[c], template[c], mode="valid") for c in range(template.shape[0])) / width
 
 
 def block_moves(read: Callable, lines: list[list[str]], onsets: list[float], anchors: dict[int, float],
