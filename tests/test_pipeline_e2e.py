@@ -75,7 +75,7 @@ def test_datasets_reads_segments_and_audio_decodes_with_soundfile(sample_run):
     raw = ds[split].cast_column("audio", datasets.Audio(decode=False))
     row = raw[0]
     y, sr = sf.read(io.BytesIO(row["audio"]["bytes"]))
-    assert sr == row["sample_rate"] == 16000
+    assert sr == row["sample_rate"] == 44100  # the sources' rate: audio is stored at source quality
     assert len(y) / sr == pytest.approx(row["duration"], abs=1e-3)
     assert len(row["mel"]) == pytest.approx(row["duration"] / 0.01, abs=2)
     assert len(row["mel"][0]) == 80 and len(row["text_embedding"]) == 384
@@ -139,7 +139,7 @@ def test_features_in_songs_rows(sample_run):
     assert len(voc["line_embeddings"]) == len(voc["lines"]) == 10
     assert np.mean(voc["voiced"]) > 0.3 and 60 < voc["tempo_bpm"] < 200
     y, sr = sf.read(io.BytesIO(voc["audio"]["bytes"]))
-    assert sr == 16000 and len(y) / sr == pytest.approx(voc["duration"], abs=1e-3)
+    assert sr == 44100 and len(y) / sr == pytest.approx(voc["duration"], abs=1e-3)
     assert voc["source_sample_rate"] == 44100 and voc["source_format"] == "flac"
     music = next(s for s in songs if s["song_id"] == "2382")
     assert sorted(music["instruments"]) == ["cello", "viola", "violin"]
