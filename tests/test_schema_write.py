@@ -16,7 +16,7 @@ def segment_row(i, frames=5):
         "title": "t", "artist": "a", "language": "english", "licence": "l", "version_group": "dali:s",
         "start": 1.0, "end": 2.0,
         "audio": {"bytes": b"fLaC", "path": "x.flac"}, "sample_rate": 16000, "duration": 1.0,
-        "text": "hi", "text_original": "hi", "segment_words": [{"text": "hi", "start": 0.1, "end": 0.5}],
+        "text": "hi", "text_original": "hi", "section": "verse", "segment_words": [{"text": "hi", "start": 0.1, "end": 0.5}],
         "segment_aligned_words": None if i == 0 else [
             {"text": "hi", "start": 0.12, "end": 0.48, "confidence": 0.75, "aligned": True}],
         "segment_notes": [], "instruments": [], "mel": np.full((frames, 80), i, np.float32), "n_mels": 80,
