@@ -115,3 +115,23 @@ def test_respaced_repetitions_copy_the_uncrowded_occurrence():
     firsts = line_bounds([len(line) for line in lines])
     kept = respaced_repetitions(lines, onsets, anchors={int(firsts[5]): 40.2})
     assert kept[5] == 40.2 and kept[6] == pytest.approx(47.0)
+
+
+def test_a_block_is_never_moved_where_the_lines_before_it_could_not_be_sung():
+    audio, lines = synthetic_song()
+    firsts = line_bounds([len(line) for line in lines])
+    # Lines 4-7 (a verse, the second chorus) unanchored between 12.1 s and 32.2 s.
+    anchors = {int(firsts[i]): t for i, t in [(0, 0.2), (1, 4.2), (2, 8.1), (3, 12.1), (8, 32.2), (9, 36.1)]}
+    onsets = [0.2, 4.2, 8.1, 12.1, 16.1, 20.1, 29.0, 31.5, 32.2, 36.1]
+
+    def read(start, end):
+        return audio[int(start * SR): int(end * SR)]
+
+    moves = block_moves(read, lines, onsets, anchors, duration=len(audio) / SR)
+    assert [(list(m.lines), round(m.start, 1)) for m in moves] == [([6, 7], 24.1)]
+    # The same verse with 80 words: sung at no more than 5 words a second it needs 16 s, and
+    # the chorus's own place (24.1 s) leaves it 12 s: the block stays where it is.
+    wordy = lines[:4] + [["la"] * 40, ["la"] * 40] + lines[6:]
+    firsts = line_bounds([len(line) for line in wordy])
+    anchors = {int(firsts[i]): t for i, t in [(0, 0.2), (1, 4.2), (2, 8.1), (3, 12.1), (8, 32.2), (9, 36.1)]}
+    assert all(m.start >= 12.1 + 16.0 for m in block_moves(read, wordy, onsets, anchors, duration=len(audio) / SR))

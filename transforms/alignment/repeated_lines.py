@@ -22,6 +22,7 @@ from lyricbeam.transforms.alignment.line_placement import line_bounds, normalize
 
 SAMPLE_RATE = 16000
 CHROMA_HOP = 320  # 50 frames per second: a fiftieth of a second is finer than onsets are judged
+MIN_SECONDS_PER_WORD = 0.2  # five words a second: faster than lyrics are sung between phrases
 LINE_SIMILARITY = 0.75  # "is spoken in a loud voice" ~ "is spoken with the loud voice" (0.81)
 
 
@@ -141,7 +142,11 @@ def block_moves(read: Callable, lines: list[list[str]], onsets: list[float], anc
                 continue
             start = onsets[template[0]]
             end = onsets[template[-1] + 1] if template[-1] + 1 < len(lines) else min(duration, onsets[template[-1]] + 4.0)
-            _, _, after, before = stretch
+            first_line, last_line, after, before = stretch
+            # The stretch's lines before and after the block must still fit around it, sung no
+            # faster than `MIN_SECONDS_PER_WORD`.
+            after += MIN_SECONDS_PER_WORD * sum(counts[i] for i in range(first_line, lines_moved[0]))
+            before -= MIN_SECONDS_PER_WORD * sum(counts[i] for i in range(lines_moved[-1] + 1, last_line + 1))
             # A repetition is sung after its first occurrence (and before its next): the
             # template's own audio, which it matches best, is never a place for the block.
             if moved_first > template_first:
