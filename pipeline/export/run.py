@@ -7,7 +7,7 @@ import time
 
 from lyricbeam.pipeline.export import acestep, lrc, webdataset, yue
 from lyricbeam.pipeline.export.files import Destination, file_stem, source_fingerprint
-from lyricbeam.pipeline.export.source import SongRecord, read_segments, read_songs, shard_paths
+from lyricbeam.pipeline.export.source import read_segments, read_songs, shard_paths
 
 FORMATS = ("lrc", "yue", "webdataset", "acestep")
 
@@ -117,8 +117,7 @@ def _export_webdataset(output: str, destination: Destination, split: str, config
         # A segment's prompt, tags, key and tempo are its song's: one pass over the songs without audio.
         songs = {song.song_id: dataclasses.replace(song, flac=b"", lines=[]) for song in read_songs(output, split)}
         for segment in read_segments(output, split):
-            song = songs.get(segment.song_id) or SongRecord(segment.song_id, segment.split, "", "", "", 0.0, b"", 0, [],
-                                                            [], [], "", "", None, False, "")
+            song = songs[segment.song_id]  # every segment's song is in the same output
             summary.rows += 1
             summary.bytes_read += len(segment.flac)
             shards_of(segment.split or "all").add(file_stem(segment.segment_id), segment.flac,

@@ -8,6 +8,7 @@ Key from the song's chroma (`key.py`), sections from its stanzas, aligned words 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 
@@ -92,12 +93,16 @@ def metadata_tags(song: Song) -> list[str]:
     return [t.strip().lower() for t in tags if t and t.strip()]
 
 
-def language_name(code: str) -> str:
-    """"English" for "en"; the code itself for a language the quality filter does not name; "" for none."""
+@functools.lru_cache(maxsize=1)
+def _language_names() -> dict[str, str]:
     from lyricbeam.transforms.quality import LANGUAGE_CODES
 
-    names = {c: n for n, c in sorted(LANGUAGE_CODES.items(), reverse=True)}
-    return names.get(code, code).capitalize() if code else ""
+    return {c: n for n, c in sorted(LANGUAGE_CODES.items(), reverse=True)}
+
+
+def language_name(code: str) -> str:
+    """"English" for "en"; the code itself for a language the quality filter does not name; "" for none."""
+    return _language_names().get(code, code).capitalize() if code else ""
 
 
 def style_tags(song: Song, key_name: str, instrumental: bool) -> list[str]:
